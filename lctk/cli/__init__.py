@@ -1,0 +1,92 @@
+"""The ``lctk`` command line: a thin layer of click over the Python API.
+
+Every user error ends as one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from lctk import __version__
+from lctk.errors import LctkError
+
+
+class LctkGroup(click.Group):
+    """The command group: adds plugin commands on first use and turns LctkError into one line + exit code."""
+
+    _plugins_added = False
+
+    def _ensure_plugin_commands(self) -> None:
+        if LctkGroup._plugins_added:
+            return
+        LctkGroup._plugins_added = True
+        from lctk.plugins import PluginInfo, get_manager
+
+        manager = get_manager()
+        before = set(self.commands)
+
+        def record(plugin: str) -> None:
+            added = sorted(set(self.commands) - before)
+            before.update(added)
+            if added:
+                manager.infos.setdefault(plugin, PluginInfo(plugin, "")).provides["commands"] = added
+
+        manager.call("register_commands", lambda plugin: None, after=record, cli=self)
+
+    def list_commands(self, ctx):
+        self._ensure_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        self._ensure_plugin_commands()
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LctkError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=LctkGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="lctk")
+def cli():
+    """lctk: make an unconditional generative model generate conditionally, without retraining it.
+
+    \b
+    lctk train-vae --backbone conv --data fashion-mnist --out RUN
+    lctk encode RUN
+    lctk add-constraint RUN --attr sandal
+    lctk sample RUN --attr sandal --out sandals.png
+    lctk evaluate RUN
+    """
+
+
+def _add_builtin_commands() -> None:
+    from lctk.cli import constraints, plugins_cmd, train
+
+    for module in (train, constraints, plugins_cmd):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_add_builtin_commands()
+
+
+def reset_plugin_commands() -> None:
+    """Drop plugin-added commands so the next use re-adds them (tests that change the installed plugins)."""
+    for name in list(cli.commands):
+        del cli.commands[name]
+    _add_builtin_commands()
+    LctkGroup._plugins_added = False
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``lctk`` command."""
+    cli.main(args=argv, prog_name="lctk")

@@ -1,0 +1,3 @@
+"""``lctk add-constraint``, ``sample``, ``transform`` and ``evaluate`` (the constraints engine)."""
+
+COMMANDS: list = []

@@ -1,0 +1,345 @@
+"""The contracts between lctk's core and its plugins.
+
+A backbone plugin implements `Encoder`, `Decoder` and a `Backbone` that composes them into a VAE; a dataset
+plugin returns a `Dataset`; a modality plugin provides a `Writer` (outputs to files) and an `Evaluator`
+(independent quality measures). Rules are plain functions on decoded outputs. The constraints engine
+implements `Critic`, `Actor`, `Constraint` and `ConstraintSet` over latents only, so it works with any
+backbone that honours these shapes:
+
+- examples ``x``: whatever the dataset's ``fetch`` returns, batch first (images ``(B, C, H, W)`` floats in
+  [0, 1]; token sequences ``(B, T)`` int64);
+- latents ``z``: ``(B, D)`` float32 with ``D = backbone.latent_dim``;
+- conditions ``y``: ``(B, K)`` float32 in {0, 1}, one column per constrained attribute or rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from lctk.config import from_dict
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Dataset(ABC):
+    """A set of examples with a table of named binary attributes and a train/test split.
+
+    Attribute names are lower case (``sandal``, ``smiling``); lookups elsewhere are case-insensitive.
+    """
+
+    #: Registry name of the dataset (``fashion-mnist``).
+    name: str
+    #: What the examples are; selects the writer and evaluator (``image``, ``melody``, ...).
+    modality: str
+
+    @property
+    @abstractmethod
+    def spec(self) -> dict[str, Any]:
+        """Facts a backbone needs to size itself, e.g. ``{"input_shape": [1, 28, 28]}`` or
+        ``{"seq_len": 32, "vocab_size": 130}``. Keys matching a backbone config field fill it."""
+
+    @property
+    @abstractmethod
+    def attribute_names(self) -> list[str]:
+        """Names of the attribute columns, lower case."""
+
+    @property
+    @abstractmethod
+    def attributes(self) -> Tensor:
+        """``(N, A)`` bool: attribute table, one column per name in `attribute_names`."""
+
+    @property
+    @abstractmethod
+    def split(self) -> Tensor:
+        """``(N,)`` int8: 0 for training examples, 1 for test examples."""
+
+    @abstractmethod
+    def fetch(self, indices: Tensor) -> Tensor:
+        """The model-ready examples at ``indices`` (a 1-D int64 tensor), batch first."""
+
+    def __len__(self) -> int:
+        return int(self.split.shape[0])
+
+    def indices(self, part: str = "train") -> Tensor:
+        """``(M,)`` int64 indices of the ``train`` or ``test`` part (``all`` for every example)."""
+        if part == "all":
+            return torch.arange(len(self))
+        return torch.nonzero(self.split == (0 if part == "train" else 1)).flatten()
+
+
+class InMemoryDataset(Dataset):
+    """A dataset whose examples fit in memory as one tensor, converted per batch by ``to_model``.
+
+    Args:
+        name: registry name. modality: e.g. ``image``. examples: ``(N, ...)`` storage tensor (uint8 pixels,
+        int64 tokens, ...). attributes: ``(N, A)`` bool. attribute_names: A lower-case names.
+        split: ``(N,)`` int8, 0 train / 1 test. spec: see `Dataset.spec`. to_model: storage batch -> model batch.
+    """
+
+    def __init__(self, name: str, modality: str, examples: Tensor, attributes: Tensor,
+                 attribute_names: Sequence[str], split: Tensor, spec: Mapping[str, Any],
+                 to_model: Callable[[Tensor], Tensor] | None = None, meta: Mapping[str, Any] | None = None):
+        if not (len(examples) == len(attributes) == len(split)):
+            raise ValueError("examples, attributes and split must have the same length")
+        self.name, self.modality = name, modality
+        self.examples = examples
+        self._attributes = attributes.bool()
+        self._names = [n.lower() for n in attribute_names]
+        self._split = split.to(torch.int8)
+        self._spec = dict(spec)
+        self.to_model = to_model or (lambda t: t)
+        self.meta = dict(meta or {})
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self._spec)
+
+    @property
+    def attribute_names(self) -> list[str]:
+        return list(self._names)
+
+    @property
+    def attributes(self) -> Tensor:
+        return self._attributes
+
+    @property
+    def split(self) -> Tensor:
+        return self._split
+
+    def fetch(self, indices: Tensor) -> Tensor:
+        return self.to_model(self.examples[indices])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Backbones
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Encoder(nn.Module, ABC):
+    """Maps examples to a diagonal Gaussian posterior q(z|x)."""
+
+    @abstractmethod
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x (B, ...)`` -> ``mu (B, D)``, ``sigma (B, D)`` with sigma > 0."""
+
+
+class Decoder(nn.Module, ABC):
+    """Maps latents to an output distribution p(x|z)."""
+
+    @abstractmethod
+    def forward(self, z: Tensor, x: Tensor | None = None) -> Tensor:
+        """Distribution parameters for ``z (B, D)``: pixel means, token logits, ... Sequence decoders use the
+        target ``x`` for teacher forcing; others ignore it."""
+
+    @abstractmethod
+    def log_likelihood(self, x: Tensor, params: Tensor) -> Tensor:
+        """``(B,)`` log p(x|z), summed over every element of an example, for params from `forward`."""
+
+    @abstractmethod
+    def generate(self, z: Tensor, *, temperature: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+        """Outputs in data space for ``z (B, D)``: image means, or tokens decoded autoregressively
+        (argmax at temperature 0, sampled otherwise)."""
+
+
+@dataclasses.dataclass
+class BackboneConfig:
+    """Settings every backbone has; subclass it (as a dataclass) to add the backbone's own."""
+
+    latent_dim: int = 32
+    beta: float = 1.0
+
+
+class Backbone(nn.Module, ABC):
+    """A VAE: encoder, decoder and a standard normal prior over ``latent_dim`` dimensions.
+
+    Subclasses set `config_class` and build ``self.encoder`` and ``self.decoder`` in ``__init__(config)``.
+    Everything else (ELBO, sampling, encoding) is provided here.
+    """
+
+    config_class: ClassVar[type[BackboneConfig]] = BackboneConfig
+    encoder: Encoder
+    decoder: Decoder
+
+    def __init__(self, config: BackboneConfig):
+        super().__init__()
+        self.config = config
+
+    @classmethod
+    def configure(cls, data_spec: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> BackboneConfig:
+        """A config for data described by ``data_spec`` (keys matching config fields), then ``overrides``."""
+        names = {f.name for f in dataclasses.fields(cls.config_class)}
+        values = {k: v for k, v in data_spec.items() if k in names}
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return from_dict(cls.config_class, values, what=f"{cls.__name__} config")
+
+    @property
+    def latent_dim(self) -> int:
+        """Number of latent dimensions D."""
+        return self.config.latent_dim
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x (B, ...)`` -> posterior ``mu (B, D)``, ``sigma (B, D)``."""
+        return self.encoder(x)
+
+    def decode(self, z: Tensor, *, temperature: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+        """``z (B, D)`` -> outputs in data space."""
+        return self.decoder.generate(z, temperature=temperature, generator=generator)
+
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``(n, D)`` draws from the prior N(0, I)."""
+        device = next(self.parameters()).device
+        return torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` unconditional outputs decoded from prior draws."""
+        return self.decode(self.prior_sample(n, generator))
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Outputs decoded from the posterior means of ``x``."""
+        return self.decode(self.encode(x)[0])
+
+    def elbo_terms(self, x: Tensor, eps: Tensor | None = None, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Per-example ``reconstruction`` (-log p(x|z)) and ``kl`` (KL(q || N(0, I))), each ``(B,)``, and the
+        batch-mean ``loss`` = reconstruction + beta * kl, with z = mu + sigma * eps (``eps (B, D)`` drawn
+        from ``generator`` unless given)."""
+        mu, sigma = self.encode(x)  # (B, D) each
+        if eps is None:
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+        z = mu + sigma * eps
+        reconstruction = -self.decoder.log_likelihood(x, self.decoder(z, x))  # (B,)
+        kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 1.0 - 2.0 * torch.log(sigma)).sum(dim=1)  # (B,)
+        loss = (reconstruction + self.config.beta * kl).mean()
+        return {"loss": loss, "reconstruction": reconstruction, "kl": kl}
+
+
+def gaussian_log_likelihood(x: Tensor, mean: Tensor, sigma: float) -> Tensor:
+    """``(B,)`` log N(x; mean, sigma^2 I) summed over all non-batch dimensions."""
+    sq = (x - mean).pow(2).flatten(1).sum(dim=1)
+    n = x[0].numel()
+    return -sq / (2 * sigma**2) - n * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Modality services: writing outputs, evaluating them, rules on them
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Writer(ABC):
+    """Writes decoded outputs of one modality to files people can look at or listen to."""
+
+    #: Suffix the main output file gets when the user names none (``.png``); empty for a folder.
+    default_suffix: str = ""
+
+    @abstractmethod
+    def write_batch(self, outputs: Tensor, path: Path, *, columns: int | None = None,
+                    labels: Sequence[str] | None = None) -> list[Path]:
+        """Write a batch (a grid, a folder of files, ...) at ``path``; return the files written.
+        ``labels`` optionally names the rows (e.g. one row per attribute)."""
+
+    @abstractmethod
+    def write_pairs(self, before: Tensor, after: Tensor, path: Path) -> list[Path]:
+        """Write inputs and their edited versions side by side at ``path``; return the files written."""
+
+    def read_input(self, path: Path, spec: Mapping[str, Any]) -> Tensor:
+        """Read a user's file into one model-ready example ``(1, ...)`` matching ``spec`` (for ``transform
+        --input``). Modalities that cannot read files raise LctkError."""
+        from lctk.errors import LctkError
+
+        raise LctkError(f"this modality cannot read input files; use --index instead of --input {path}")
+
+
+class Evaluator(ABC):
+    """Independent quality measures for one modality, computed in data space (never from lctk's critics)."""
+
+    def __init__(self, dataset: Dataset, cache_dir: Path, progress=None):
+        self.dataset, self.cache_dir, self.progress = dataset, cache_dir, progress
+
+    @abstractmethod
+    def prepare(self, seed: int = 0) -> dict[str, float]:
+        """Train or load (cached in ``cache_dir``) whatever the measures need, e.g. a classifier; return
+        figures about it (e.g. its accuracy on real test data)."""
+
+    @abstractmethod
+    def evaluate(self, name: str, outputs: Tensor, target: Mapping[str, bool] | None = None,
+                 reference: Tensor | None = None) -> dict[str, float]:
+        """Figures for a batch of decoded ``outputs`` named ``name`` (``prior``, ``realism``,
+        ``conditional``, ``reconstruction``, ...). ``target`` maps attribute names to wanted values when
+        the batch was asked to have them (then report ``accuracy``); ``reference`` holds the real examples
+        that ``outputs`` reconstruct, when they do (e.g. for token accuracy)."""
+
+
+class Rule(ABC):
+    """A requirement on decoded outputs, checked exactly; it need not be differentiable."""
+
+    #: The spec string the user wrote (``key=C``); also the constraint column name.
+    spec: str
+
+    @abstractmethod
+    def __call__(self, outputs: Tensor) -> Tensor:
+        """``(B,)`` bool: whether each output satisfies the rule."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The constraints engine (implemented in lctk.engine)
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Critic(nn.Module, ABC):
+    """A value function over latents: logits for ``z (B, D)`` and an optional condition ``y (B, K)``."""
+
+    @abstractmethod
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """``(B, C)`` logits (C = 1 for a realism critic, K for an attribute critic)."""
+
+
+class Actor(nn.Module, ABC):
+    """Moves latents to where critics approve: ``z (B, D)``, ``y (B, K)`` -> ``z' (B, D)``."""
+
+    @abstractmethod
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """The moved latents ``z'``."""
+
+
+class Constraint(ABC):
+    """A named, trained requirement on latents: its targets (attributes or rules), its critics, its actor.
+
+    Trained once from cached latents; the backbone is never touched.
+    """
+
+    name: str
+    #: Column names of the condition ``y`` this constraint understands (attributes and/or rule specs).
+    targets: list[str]
+
+    @abstractmethod
+    def log_prob(self, z: Tensor, y: Tensor) -> Tensor:
+        """``(B,)`` differentiable log-probability that ``z`` is realistic and has targets ``y (B, K)``."""
+
+    @abstractmethod
+    def act(self, z: Tensor, y: Tensor) -> Tensor:
+        """``z' (B, D)``: prior draws ``z`` moved by the actor to satisfy ``y (B, K)``."""
+
+
+class ConstraintSet(ABC):
+    """The constraints of one run, by name; adding one never changes another."""
+
+    @abstractmethod
+    def names(self) -> list[str]:
+        """Names of the trained constraints."""
+
+    @abstractmethod
+    def get(self, name: str) -> Constraint:
+        """The constraint called ``name``; LctkError if there is none."""
+
+    @abstractmethod
+    def covering(self, targets: Sequence[str]) -> Constraint | None:
+        """A constraint whose targets include all of ``targets`` (its actor can serve them), if any."""

@@ -1,0 +1,243 @@
+"""The HDF5 latent store: posterior mu and sigma per example, the attribute table, the split, and the
+fingerprint of the backbone that encoded them.
+
+Written in chunks (bounded memory) to ``latents.h5.partial`` and renamed when complete, so a kill leaves
+either the old store or none, and an interrupted encode resumes from the rows already written. Read either
+into memory or streamed in shuffled contiguous blocks (for stores larger than memory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import h5py
+import numpy as np
+import torch
+from torch import Tensor
+
+from lctk import FORMAT_VERSION, __version__
+from lctk.errors import LctkError
+
+CHUNK_ROWS = 4096
+
+
+class LatentWriter:
+    """Writes a latent store of ``rows`` examples, resuming a matching ``.partial`` file if one exists.
+
+    Use as a context manager; call `write` with consecutive blocks from row `rows_done` on. On clean exit
+    with every row written, the store is finalised and renamed into place.
+    """
+
+    def __init__(self, path: str | Path, rows: int, latent_dim: int, attribute_names: Sequence[str],
+                 fingerprint: str, meta: dict | None = None):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.rows, self.latent_dim = rows, latent_dim
+        self.names = list(attribute_names)
+        self.fingerprint = fingerprint
+        self.meta = meta or {}
+        self.file: h5py.File | None = None
+        self.rows_done = 0
+
+    def __enter__(self) -> "LatentWriter":
+        if self.partial.exists() and self._resumable():
+            self.file = h5py.File(self.partial, "a")
+            self.rows_done = int(self.file.attrs["rows_written"])
+            return self
+        self.partial.unlink(missing_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = h5py.File(self.partial, "w")
+        chunk = (min(CHUNK_ROWS, max(1, self.rows)), self.latent_dim)
+        f.create_dataset("mu", (self.rows, self.latent_dim), dtype="f4", chunks=chunk)
+        f.create_dataset("sigma", (self.rows, self.latent_dim), dtype="f4", chunks=chunk)
+        f.create_dataset("attributes", (self.rows, len(self.names)), dtype="u1",
+                         chunks=(chunk[0], max(1, len(self.names))) if self.names else None)
+        f.create_dataset("split", (self.rows,), dtype="i1")
+        f.create_dataset("sigma_sum", data=np.zeros(self.latent_dim, dtype="f8"))
+        f.attrs.update({"format_version": FORMAT_VERSION, "lctk_version": __version__, "fingerprint": self.fingerprint,
+                        "attribute_names": json.dumps(self.names), "meta": json.dumps(self.meta),
+                        "rows_written": 0, "train_rows": 0, "complete": False})
+        self.file = f
+        return self
+
+    def _resumable(self) -> bool:
+        try:
+            with h5py.File(self.partial, "r") as f:
+                return (f.attrs.get("fingerprint") == self.fingerprint and f["mu"].shape == (self.rows, self.latent_dim)
+                        and json.loads(f.attrs["attribute_names"]) == self.names)
+        except (OSError, KeyError, ValueError):
+            return False
+
+    def write(self, mu: Tensor, sigma: Tensor, attributes: Tensor, split: Tensor) -> None:
+        """Append a block: ``mu, sigma (b, D)``, ``attributes (b, A)`` bool, ``split (b,)``."""
+        f, start = self.file, self.rows_done
+        stop = start + len(mu)
+        if stop > self.rows:
+            raise ValueError("more rows written than announced")
+        mu_np, sigma_np = mu.detach().cpu().float().numpy(), sigma.detach().cpu().float().numpy()
+        split_np = split.cpu().numpy().astype("i1")
+        f["mu"][start:stop] = mu_np
+        f["sigma"][start:stop] = sigma_np
+        if self.names:
+            f["attributes"][start:stop] = attributes.cpu().numpy().astype("u1")
+        f["split"][start:stop] = split_np
+        train = split_np == 0
+        f["sigma_sum"][...] = f["sigma_sum"][...] + sigma_np[train].sum(axis=0, dtype="f8")
+        f.attrs["train_rows"] = int(f.attrs["train_rows"]) + int(train.sum())
+        f.attrs["rows_written"] = stop
+        f.flush()
+        self.rows_done = stop
+
+    def __exit__(self, exc_type, exc, tb):
+        f = self.file
+        if f is None:
+            return False
+        if exc_type is None and self.rows_done == self.rows:
+            f.attrs["complete"] = True
+            f.close()
+            os.replace(self.partial, self.path)
+        else:
+            f.close()  # keep the partial file: the next encode resumes from it
+        return False
+
+
+class LatentStore:
+    """A finished latent store, opened for reading. Use `LatentStore.open`."""
+
+    def __init__(self, path: Path, file: h5py.File):
+        self.path, self.file = path, file
+        self.fingerprint: str = str(file.attrs["fingerprint"])
+        self.attribute_names: list[str] = json.loads(file.attrs["attribute_names"])
+        self.meta: dict = json.loads(file.attrs.get("meta", "{}"))
+        self.rows, self.latent_dim = file["mu"].shape
+        self.split = torch.from_numpy(file["split"][...].astype("i1"))  # (N,)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "LatentStore":
+        """Open and validate a store; one-line errors for missing, corrupt, foreign or unfinished files."""
+        path = Path(path)
+        if not path.is_file():
+            run = path.parent
+            raise LctkError(f"no latents at {path}; run `lctk encode {run}` first")
+        try:
+            f = h5py.File(path, "r")
+        except OSError as e:
+            raise LctkError(f"latent store {path} is corrupt ({str(e).splitlines()[0]}); delete it and re-run "
+                            f"`lctk encode {path.parent}`") from None
+        try:
+            if f.attrs.get("format_version") != FORMAT_VERSION:
+                raise LctkError(f"latent store {path} has format {f.attrs.get('format_version')}, this lctk reads "
+                                f"{FORMAT_VERSION}; re-run `lctk encode {path.parent}`")
+            if not bool(f.attrs.get("complete", False)):
+                raise LctkError(f"latent store {path} is incomplete; re-run `lctk encode {path.parent}`")
+            for key in ("mu", "sigma", "attributes", "split"):
+                if key not in f:
+                    raise LctkError(f"latent store {path} lacks {key!r}; re-run `lctk encode {path.parent}`")
+            store = cls(path, f)
+            if f["sigma"].shape != f["mu"].shape or len(store.split) != store.rows \
+                    or f["attributes"].shape[0] != store.rows:
+                raise LctkError(f"latent store {path} has inconsistent shapes; re-run `lctk encode {path.parent}`")
+            return store
+        except LctkError:
+            f.close()
+            raise
+        except (KeyError, ValueError, OSError, json.JSONDecodeError) as e:
+            f.close()
+            raise LctkError(f"latent store {path} is damaged ({e}); re-run `lctk encode {path.parent}`") from None
+
+    def close(self) -> None:
+        """Close the file."""
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def check_fingerprint(self, expected: str) -> None:
+        """Refuse latents encoded by other backbone weights, naming the command that re-encodes."""
+        if self.fingerprint != expected:
+            raise LctkError(f"latents {self.path} were encoded by another backbone (fingerprint {self.fingerprint}, "
+                            f"backbone is {expected}); re-encode with `lctk encode {self.path.parent} --force`")
+
+    def sigma_bar(self) -> Tensor:
+        """``(D,)`` per-dimension mean encoder sigma over the training part."""
+        n = max(1, int(self.file.attrs["train_rows"]))
+        return torch.from_numpy(self.file["sigma_sum"][...] / n).float()
+
+    def rows_of(self, part: str = "train") -> Tensor:
+        """``(M,)`` row indices of ``train``, ``test`` or ``all``."""
+        if part == "all":
+            return torch.arange(self.rows)
+        return torch.nonzero(self.split == (0 if part == "train" else 1)).flatten()
+
+    def load(self, part: str = "train") -> tuple[Tensor, Tensor, Tensor]:
+        """In memory: ``mu (M, D)``, ``sigma (M, D)``, ``attributes (M, A)`` bool for ``part``."""
+        rows = self.rows_of(part).numpy()
+        mu = torch.from_numpy(self._take("mu", rows))
+        sigma = torch.from_numpy(self._take("sigma", rows))
+        attrs = torch.from_numpy(self._take("attributes", rows).astype(bool))
+        if not (torch.isfinite(mu).all() and torch.isfinite(sigma).all()):
+            raise LctkError(f"latent store {self.path} holds NaN or infinite values; re-run "
+                            f"`lctk encode {self.path.parent} --force`")
+        return mu, sigma, attrs
+
+    def _take(self, key: str, rows: np.ndarray) -> np.ndarray:
+        data = self.file[key][...]  # contiguous read, then select: far faster than fancy indexing in HDF5
+        return data[rows]
+
+    def stream(self, batch_size: int, part: str = "train", generator: torch.Generator | None = None,
+               block_rows: int = 8 * CHUNK_ROWS, buffer_blocks: int = 4) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """Endless shuffled batches ``(mu, sigma, attributes)`` read in contiguous blocks on a background
+        thread, in memory bounded by ``buffer_blocks`` blocks; for stores larger than memory."""
+        generator = generator or torch.Generator().manual_seed(0)
+        want = 0 if part == "train" else 1
+        blocks: "queue.Queue" = queue.Queue(maxsize=buffer_blocks)
+        stop = threading.Event()
+        n_blocks = (self.rows + block_rows - 1) // block_rows
+        order_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
+
+        def reader():
+            while not stop.is_set():
+                for b in torch.randperm(n_blocks, generator=order_gen).tolist():
+                    lo, hi = b * block_rows, min(self.rows, (b + 1) * block_rows)
+                    split = self.split[lo:hi]
+                    keep = split == want if part != "all" else torch.ones(hi - lo, dtype=torch.bool)
+                    item = (torch.from_numpy(self.file["mu"][lo:hi])[keep], torch.from_numpy(self.file["sigma"][lo:hi])[keep],
+                            torch.from_numpy(self.file["attributes"][lo:hi].astype(bool))[keep])
+                    while not stop.is_set():
+                        try:
+                            blocks.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        try:
+            carry: list[tuple[Tensor, Tensor, Tensor]] = []
+            while True:
+                mu, sigma, attrs = blocks.get()
+                perm = torch.randperm(len(mu), generator=generator)
+                mu, sigma, attrs = mu[perm], sigma[perm], attrs[perm]
+                if carry:
+                    mu = torch.cat([carry[0][0], mu]); sigma = torch.cat([carry[0][1], sigma])
+                    attrs = torch.cat([carry[0][2], attrs])
+                    carry = []
+                full = len(mu) // batch_size * batch_size
+                for i in range(0, full, batch_size):
+                    yield mu[i:i + batch_size], sigma[i:i + batch_size], attrs[i:i + batch_size]
+                if full < len(mu):
+                    carry = [(mu[full:], sigma[full:], attrs[full:])]
+        finally:
+            stop.set()
+            thread.join(timeout=2)

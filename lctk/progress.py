@@ -1,0 +1,77 @@
+"""Progress bars (rich) for every long loop; quiet on non-zero ranks, line-per-10% when not on a terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+console = Console(stderr=True)
+"""The console lctk reports on (stderr, so that stdout carries only results)."""
+
+
+class Task:
+    """One running progress task; call `advance` as work completes."""
+
+    def __init__(self, progress: "Progress", task_id, description: str, total: float | None):
+        self._p, self._id, self.description, self.total = progress, task_id, description, total
+        self.completed = 0.0
+        self._next_log = 0.1
+        self._start = time.monotonic()
+
+    def advance(self, n: float = 1, info: str | None = None) -> None:
+        """Mark ``n`` more units done; ``info`` replaces the figures shown beside the bar (losses, ...)."""
+        self.completed += n
+        if self._p.rich is not None:
+            self._p.rich.update(self._id, advance=n, **({"info": info} if info is not None else {}))
+        elif self._p.enabled and self.total:
+            frac = self.completed / self.total
+            if frac >= self._next_log or self.completed >= self.total:
+                elapsed = time.monotonic() - self._start
+                console.print(f"{self.description}: {int(self.completed)}/{int(self.total)} "
+                              f"({100 * frac:.0f}%, {elapsed:.0f}s) {info or ''}", highlight=False)
+                while self._next_log <= frac:
+                    self._next_log += 0.1
+
+    def set_completed(self, n: float) -> None:
+        """Jump to ``n`` units done (after resuming)."""
+        self.advance(n - self.completed)
+
+
+class Progress:
+    """A progress display. ``enabled=False`` (e.g. on ranks other than 0) shows nothing."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.rich: RichProgress | None = None
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: float | None = None, completed: float = 0) -> Iterator[Task]:
+        """A context in which ``description`` shows a bar with ``total`` units, starting at ``completed``."""
+        own = False
+        if self.enabled and console.is_terminal and self.rich is None:
+            self.rich = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),
+                                     TimeRemainingColumn(), console=console)
+            self.rich.start()
+            own = True
+        task_id = self.rich.add_task(description, total=total, completed=completed, info="") if self.rich else None
+        task = Task(self, task_id, description, total)
+        task.completed = completed
+        try:
+            yield task
+        finally:
+            if self.rich is not None:
+                self.rich.remove_task(task_id) if not own else None
+                if own:
+                    self.rich.stop()
+                    self.rich = None
+
+
+def silent() -> Progress:
+    """A progress that shows nothing."""
+    return Progress(enabled=False)

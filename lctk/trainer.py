@@ -1,0 +1,212 @@
+"""A trainer for any `Backbone`: Adam on the ELBO, checkpoints, bit-identical resume, DDP under torchrun.
+
+Determinism: the data order of epoch e is a permutation drawn from (seed, e), and the reparameterisation
+noise of step s from (seed, s), drawn for the whole global batch and sliced per rank. So the state after
+step s depends only on (seed, settings, s): a resumed run equals an uninterrupted one bit for bit on CPU, and
+a run with two processes equals one with one process up to the order of floating-point sums.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import time
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from lctk import distributed
+from lctk.checkpoint import load_checkpoint, save_checkpoint
+from lctk.distributed import DistInfo
+from lctk.errors import LctkError, TrainingDiverged
+from lctk.interfaces import Backbone, Dataset
+from lctk.progress import Progress
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    """How to train a backbone. ``checkpoint_every``: steps between checkpoints (0: every 60 s); a checkpoint
+    is also written at the end of every epoch and when interrupted."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    checkpoint_every: int = 0
+
+
+class _ELBO(nn.Module):
+    """Wraps a backbone so that DDP sees the ELBO as ``forward``."""
+
+    def __init__(self, backbone: Backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.backbone.elbo_terms(x, eps=eps)
+
+
+def _generator(*parts: int) -> torch.Generator:
+    seed = 0
+    for p in parts:
+        seed = (seed * 1_000_003 + int(p)) % (2**62)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclasses.dataclass
+class _EpochSums:
+    loss: float = 0.0
+    reconstruction: float = 0.0
+    kl: float = 0.0
+    steps: int = 0
+    seconds: float = 0.0
+
+
+class SigtermAsInterrupt:
+    """Within this context SIGTERM raises KeyboardInterrupt, so schedulers' stops save a checkpoint too."""
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._raise)
+        except ValueError:  # not the main thread
+            self._old = None
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+        return False
+
+
+class VAETrainer:
+    """Trains ``backbone`` on the training part of ``dataset``; checkpoints to ``checkpoint_path``.
+
+    ``on_epoch_end(epoch, record)`` runs on rank 0 after each epoch (e.g. to write pictures).
+    """
+
+    def __init__(self, backbone: Backbone, dataset: Dataset, settings: TrainSettings, checkpoint_path,
+                 dist: DistInfo | None = None, progress: Progress | None = None,
+                 on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None):
+        self.backbone, self.dataset, self.settings = backbone, dataset, settings
+        self.checkpoint_path = checkpoint_path
+        self.dist = dist or DistInfo()
+        self.progress = progress or Progress()
+        self.on_epoch_end = on_epoch_end
+        self.train_indices = dataset.indices("train")
+        n = len(self.train_indices)
+        self.batch_size = min(settings.batch_size, n)
+        if self.batch_size % self.dist.world_size:
+            raise LctkError(f"--batch-size {self.batch_size} is not divisible by the {self.dist.world_size} "
+                            "processes; choose a multiple")
+        self.steps_per_epoch = max(1, n // self.batch_size)
+        self.total_steps = settings.epochs * self.steps_per_epoch
+        backbone.to(self.dist.device)
+        self.model: nn.Module = _ELBO(backbone)
+        if self.dist.distributed:
+            self.model = nn.parallel.DistributedDataParallel(self.model)
+        self.optimizer = torch.optim.Adam(backbone.parameters(), lr=settings.lr)
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self._sums = _EpochSums()
+        self._perm: torch.Tensor | None = None
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def save(self) -> None:
+        """Write the checkpoint (rank 0 only)."""
+        if not self.dist.is_main:
+            return
+        save_checkpoint(self.checkpoint_path, modules={"backbone": self.backbone}, optimizers={"adam": self.optimizer},
+                        meta={"step": self.step, "history": self.history, "epoch_sums": dataclasses.asdict(self._sums),
+                              "settings": dataclasses.asdict(self.settings)})
+
+    def restore(self) -> None:
+        """Continue from the checkpoint: weights, optimizer, step, history."""
+        meta = load_checkpoint(self.checkpoint_path, modules={"backbone": self.backbone},
+                               optimizers={"adam": self.optimizer})
+        saved = meta.get("settings", {})
+        for key in ("batch_size", "seed", "lr"):
+            if key in saved and saved[key] != getattr(self.settings, key):
+                raise LctkError(f"--{key.replace('_', '-')} {getattr(self.settings, key)} differs from the "
+                                f"checkpoint's {saved[key]}; resume with the same value")
+        self.step = int(meta["step"])
+        self.history = list(meta.get("history", []))
+        self._sums = _EpochSums(**meta.get("epoch_sums", {}))
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def _batch_indices(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        if i == 0 or self._perm is None or self._perm_epoch != epoch:
+            self._perm = torch.randperm(len(self.train_indices), generator=_generator(self.settings.seed, 1, epoch))
+            self._perm_epoch = epoch
+        return self.train_indices[self._perm[i * self.batch_size:(i + 1) * self.batch_size]]
+
+    def _train_step(self, step: int) -> dict[str, float]:
+        global_idx = self._batch_indices(step)  # (B,)
+        shard = global_idx.chunk(self.dist.world_size)[self.dist.rank]  # (B / world,)
+        x = self.dataset.fetch(shard).to(self.dist.device)
+        eps_all = torch.randn(len(global_idx), self.backbone.latent_dim,
+                              generator=_generator(self.settings.seed, 2, step))  # (B, D)
+        eps = eps_all.chunk(self.dist.world_size)[self.dist.rank].to(self.dist.device)
+        terms = self.model(x, eps)
+        loss = terms["loss"]
+        figures = torch.stack([loss.detach(), terms["reconstruction"].detach().mean(), terms["kl"].detach().mean()])
+        figures = distributed.all_reduce_mean(figures).cpu()
+        if not torch.isfinite(figures).all():
+            raise TrainingDiverged(f"loss became {figures[0].item()} at step {step + 1}; the last good checkpoint "
+                                   f"({self.checkpoint_path.name}) was kept; lower --lr and resume")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": figures[0].item(), "reconstruction": figures[1].item(), "kl": figures[2].item()}
+
+    def train(self, resume: bool = False) -> list[dict[str, Any]]:
+        """Run to ``settings.epochs`` (from the checkpoint if ``resume``); return the per-epoch history."""
+        if resume:
+            self.restore()
+        self.backbone.train()
+        last_save = time.monotonic()
+        every = self.settings.checkpoint_every
+        with SigtermAsInterrupt(), self.progress.task("train-vae", total=self.total_steps, completed=self.step) as bar:
+            try:
+                while self.step < self.total_steps:
+                    t0 = time.perf_counter()
+                    fig = self._train_step(self.step)
+                    self.step += 1
+                    s = self._sums
+                    s.loss += fig["loss"]; s.reconstruction += fig["reconstruction"]; s.kl += fig["kl"]
+                    s.steps += 1
+                    s.seconds += time.perf_counter() - t0
+                    epoch = (self.step - 1) // self.steps_per_epoch + 1
+                    bar.advance(1, info=f"epoch {epoch} loss {fig['loss']:.1f} recon {fig['reconstruction']:.1f} "
+                                        f"kl {fig['kl']:.1f}")
+                    end_of_epoch = self.step % self.steps_per_epoch == 0
+                    if end_of_epoch:
+                        self._close_epoch(epoch)
+                    if end_of_epoch or (every and self.step % every == 0) or (not every and time.monotonic() - last_save > 60):
+                        self.save()
+                        last_save = time.monotonic()
+                        if end_of_epoch and self.on_epoch_end and self.dist.is_main:
+                            self.on_epoch_end(epoch, self.history[-1])
+            except KeyboardInterrupt:
+                self.save()
+                raise
+        self.backbone.eval()
+        return self.history
+
+    def _close_epoch(self, epoch: int) -> None:
+        s = self._sums
+        n = max(1, s.steps)
+        record = {"epoch": epoch, "loss": s.loss / n, "reconstruction": s.reconstruction / n, "kl": s.kl / n,
+                  "seconds": round(s.seconds, 3),
+                  "examples_per_second": round(s.steps * self.batch_size / max(s.seconds, 1e-9), 1)}
+        for key in ("loss", "reconstruction", "kl"):
+            if not math.isfinite(record[key]):
+                raise TrainingDiverged(f"epoch {epoch} mean {key} is {record[key]}; lower --lr and resume")
+        self.history.append(record)
+        self._sums = _EpochSums()
