@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -40,3 +42,8 @@ def names_from_option(option: str | None, default: Sequence[str]) -> list[str]:
     if not option:
         return [attribute_name(n) for n in default]
     return [attribute_name(n) for n in option.split(",")]
+
+
+def cache_root() -> Path:
+    """Where dataset plugins cache derived data: ``$LCTK_CACHE``, else ``~/.cache/lctk``."""
+    return Path(os.environ.get("LCTK_CACHE") or Path.home() / ".cache" / "lctk")

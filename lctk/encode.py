@@ -10,7 +10,7 @@ from lctk.errors import LctkError
 from lctk.latents import LatentStore, LatentWriter
 from lctk.progress import Progress
 from lctk.run import RunDir, fingerprint
-from lctk.trainer import SigtermAsInterrupt
+from lctk.interrupt import GracefulStop
 
 
 def encode_run(run: RunDir, batch_size: int = 1024, force: bool = False, progress: Progress | None = None) -> Path:
@@ -34,7 +34,7 @@ def encode_run(run: RunDir, batch_size: int = 1024, force: bool = False, progres
     dataset = run.load_dataset(info, progress)
     n = len(dataset)
     meta = {"backbone": info["backbone"], "dataset": info["dataset"]["name"], "modality": dataset.modality}
-    with SigtermAsInterrupt(), LatentWriter(run.latents_path, n, backbone.latent_dim, dataset.attribute_names, fp, meta) as writer, \
+    with GracefulStop() as stop, LatentWriter(run.latents_path, n, backbone.latent_dim, dataset.attribute_names, fp, meta) as writer, \
             progress.task("encode", total=n, completed=writer.rows_done) as bar, torch.inference_mode():
         for start in range(writer.rows_done, n, batch_size):
             idx = torch.arange(start, min(n, start + batch_size))  # (b,)
@@ -45,4 +45,6 @@ def encode_run(run: RunDir, batch_size: int = 1024, force: bool = False, progres
             mu, sigma = backbone.encode(x)  # (b, D) each
             writer.write(mu, sigma, dataset.attributes[idx], dataset.split[idx])
             bar.advance(len(idx))
+            if stop.requested:
+                raise KeyboardInterrupt
     return run.latents_path

@@ -129,6 +129,8 @@ class PluginManager:
         self.pm = pluggy.PluginManager("lctk")
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
+        #: Plugins that raised in a hook: everything they registered is dropped and they are not called again.
+        self.failed: set[str] = set()
         if load_entry_points:
             self._load_entry_points()
 
@@ -167,11 +169,13 @@ class PluginManager:
 
     def call(self, hook: str, make_register: Callable[[str], Callable], after: Callable[[str], None] | None = None,
              **extra) -> None:
-        """Call ``hook`` on every plugin separately, so one that raises is reported and skipped; ``after(plugin)``
-        runs after each plugin's call."""
+        """Call ``hook`` on every plugin separately. A plugin that raises is reported once and skipped from
+        then on (see `failed`); ``after(plugin)`` runs after each successful call."""
         caller = getattr(self.pm.hook, hook)
         for impl in reversed(caller.get_hookimpls()):
             plugin = impl.plugin_name
+            if plugin in self.failed:
+                continue
             kwargs = dict(extra)
             if "register" in impl.argnames:
                 kwargs["register"] = make_register(plugin)
@@ -179,9 +183,11 @@ class PluginManager:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as e:
                 _warn(f"plugin {plugin} failed in {hook} ({_one_line(e)}); skipped")
-                info = self.infos.get(plugin)
-                if info is not None:
-                    info.error = info.error or f"{hook}: {_one_line(e)}"
+                self.failed.add(plugin)
+                info = self.infos.setdefault(plugin, PluginInfo(plugin, ""))
+                info.error = info.error or f"{hook}: {_one_line(e)}"
+                info.provides.clear()
+                continue
             if after is not None:
                 after(plugin)
 
@@ -205,6 +211,9 @@ class PluginManager:
                 return register
 
             self.call(hook, make_register)
+        for table in (reg.backbones, reg.datasets, reg.writers, reg.evaluators, reg.rules):
+            for key in [k for k, e in table.items() if e.plugin in self.failed]:
+                del table[key]
         reg.plugins = self.infos
         return reg
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import signal
 import time
 from typing import Any, Callable
 
@@ -22,6 +21,7 @@ from lctk.checkpoint import load_checkpoint, save_checkpoint
 from lctk.distributed import DistInfo
 from lctk.errors import LctkError, TrainingDiverged
 from lctk.interfaces import Backbone, Dataset
+from lctk.interrupt import GracefulStop
 from lctk.progress import Progress
 
 
@@ -62,26 +62,6 @@ class _EpochSums:
     kl: float = 0.0
     steps: int = 0
     seconds: float = 0.0
-
-
-class SigtermAsInterrupt:
-    """Within this context SIGTERM raises KeyboardInterrupt, so schedulers' stops save a checkpoint too."""
-
-    def __enter__(self):
-        try:
-            self._old = signal.signal(signal.SIGTERM, self._raise)
-        except ValueError:  # not the main thread
-            self._old = None
-        return self
-
-    @staticmethod
-    def _raise(signum, frame):
-        raise KeyboardInterrupt
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
-        return False
 
 
 class VAETrainer:
@@ -172,30 +152,30 @@ class VAETrainer:
         self.backbone.train()
         last_save = time.monotonic()
         every = self.settings.checkpoint_every
-        with SigtermAsInterrupt(), self.progress.task("train-vae", total=self.total_steps, completed=self.step) as bar:
-            try:
-                while self.step < self.total_steps:
-                    t0 = time.perf_counter()
-                    fig = self._train_step(self.step)
-                    self.step += 1
-                    s = self._sums
-                    s.loss += fig["loss"]; s.reconstruction += fig["reconstruction"]; s.kl += fig["kl"]
-                    s.steps += 1
-                    s.seconds += time.perf_counter() - t0
-                    epoch = (self.step - 1) // self.steps_per_epoch + 1
-                    bar.advance(1, info=f"epoch {epoch} loss {fig['loss']:.1f} recon {fig['reconstruction']:.1f} "
-                                        f"kl {fig['kl']:.1f}")
-                    end_of_epoch = self.step % self.steps_per_epoch == 0
-                    if end_of_epoch:
-                        self._close_epoch(epoch)
-                    if end_of_epoch or (every and self.step % every == 0) or (not every and time.monotonic() - last_save > 60):
-                        self.save()
-                        last_save = time.monotonic()
-                        if end_of_epoch and self.on_epoch_end and self.dist.is_main:
-                            self.on_epoch_end(epoch, self.history[-1])
-            except KeyboardInterrupt:
-                self.save()
-                raise
+        with GracefulStop() as stop, self.progress.task("train-vae", total=self.total_steps, completed=self.step) as bar:
+            while self.step < self.total_steps:
+                t0 = time.perf_counter()
+                fig = self._train_step(self.step)
+                self.step += 1
+                s = self._sums
+                s.loss += fig["loss"]; s.reconstruction += fig["reconstruction"]; s.kl += fig["kl"]
+                s.steps += 1
+                s.seconds += time.perf_counter() - t0
+                epoch = (self.step - 1) // self.steps_per_epoch + 1
+                bar.advance(1, info=f"epoch {epoch} loss {fig['loss']:.1f} recon {fig['reconstruction']:.1f} "
+                                    f"kl {fig['kl']:.1f}")
+                end_of_epoch = self.step % self.steps_per_epoch == 0
+                if end_of_epoch:
+                    self._close_epoch(epoch)
+                stopping = distributed.broadcast_flag(stop.requested)
+                if end_of_epoch or stopping or (every and self.step % every == 0) or \
+                        (not every and time.monotonic() - last_save > 60):
+                    self.save()
+                    last_save = time.monotonic()
+                    if end_of_epoch and self.on_epoch_end and self.dist.is_main:
+                        self.on_epoch_end(epoch, self.history[-1])
+                if stopping:
+                    raise KeyboardInterrupt
         self.backbone.eval()
         return self.history
 

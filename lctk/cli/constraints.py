@@ -1,3 +1,154 @@
-"""``lctk add-constraint``, ``sample``, ``transform`` and ``evaluate`` (the constraints engine)."""
+"""``lctk add-constraint``, ``sample``, ``transform`` and ``evaluate``: the constraints engine."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from lctk.cli.options import parse_pairs
+from lctk.progress import console
+
+RUN = click.argument("run", type=click.Path(path_type=Path))
+ATTR = click.option("--attr", "attrs", multiple=True, metavar="NAME",
+                    help="Attribute to constrain (repeatable); negate with no-NAME or NAME=0.")
+RULE = click.option("--rule", "rules", multiple=True, metavar="SPEC",
+                    help="Zero-shot rule on decoded outputs, e.g. key=C or density>=8 (repeatable).")
+
+
+@click.command("add-constraint")
+@RUN
+@ATTR
+@RULE
+@click.option("--all-attributes", is_flag=True, help="Constrain every attribute of the run's data.")
+@click.option("--name", help="Constraint name [the targets joined by +, or realism].")
+@click.option("--lambda-dist", type=click.FloatRange(min=0), help="Weight of the distance penalty [0.1].")
+@click.option("--steps", type=click.IntRange(min=1), help="Actor steps.")
+@click.option("--set", "settings_", multiple=True, metavar="KEY=VALUE",
+              help="Any other training setting (width, depth, critic_steps, gp_weight, lr, ...).")
+@click.option("--seed", type=int, help="Random seed [0].")
+@click.option("--force", is_flag=True, help="Retrain a constraint that already exists.")
+def add_constraint_cmd(run, attrs, rules, all_attributes, name, lambda_dist, steps, settings_, seed, force):
+    """Train critics and an actor in RUN's latent space for attributes and/or rules (no attribute: realism only).
+
+    The backbone is never changed; an interrupted command resumes when run again."""
+    from lctk.engine.add import add_constraint
+    from lctk.run import RunDir
+
+    run_dir = RunDir(run)
+    if all_attributes:
+        attrs = tuple(attrs) + tuple(a for a in run_dir.read()["dataset"].get("attribute_names", []) if a not in attrs)
+    overrides = parse_pairs(settings_, "--set")
+    for key, value in (("lambda_dist", lambda_dist), ("steps", steps), ("seed", seed)):
+        if value is not None:
+            overrides[key] = value
+    folder = add_constraint(run_dir, attrs, rules, name=name, overrides=overrides, force=force)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    console.print(f"constraint {folder.name} trained in {folder}: " + ", ".join(f"{k} {v}" for k, v in shown.items()),
+                  highlight=False)
+
+
+@click.command("sample")
+@RUN
+@ATTR
+@RULE
+@click.option("-n", "count", type=click.IntRange(min=1), default=64, show_default=True, help="Number of samples.")
+@click.option("--method", type=click.Choice(["actor", "optimize"]), default="actor", show_default=True)
+@click.option("--prior", is_flag=True, help="Raw prior samples (no constraint), for comparison.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Output file or folder [RUN/samples/...].")
+def sample_cmd(run, attrs, rules, count, method, prior, seed, out):
+    """Write samples that satisfy the given attributes/rules (none: realism-constrained samples)."""
+    from lctk.engine.sampling import Sampler
+    from lctk.engine.constraint_set import folder_name
+    from lctk.errors import LctkError
+    from lctk.plugins import get_registries
+
+    sampler = Sampler(run)
+    try:
+        writer = get_registries().writer(sampler.run.modality(sampler.info))
+        if prior:
+            if attrs or rules:
+                raise LctkError("--prior draws unconstrained samples; drop --attr/--rule or --prior")
+            z = sampler.backbone.prior_sample(count, torch_generator(seed))
+        else:
+            _, z = sampler.latents(sampler.wants(attrs, rules), count, method=method, seed=seed)
+        outputs = sampler.decode(z)
+        label = "prior" if prior else (folder_name("+".join([*attrs, *rules])) if attrs or rules else "realism")
+        out = out or sampler.run.path / "samples" / f"{label}-{method if not prior else 'raw'}{writer.default_suffix}"
+        files = writer.write_batch(outputs, out)
+    finally:
+        sampler.close()
+    console.print(f"wrote {count} samples: " + ", ".join(str(f) for f in files[:3]) +
+                  (f" (+{len(files) - 3} more)" if len(files) > 3 else ""), highlight=False)
+
+
+def torch_generator(seed: int):
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+@click.command("transform")
+@RUN
+@click.option("--input", "input_", type=click.Path(path_type=Path), help="A file to edit (e.g. a PNG).")
+@click.option("--index", "indices", type=click.IntRange(min=0), multiple=True,
+              help="Index of a dataset example to edit (repeatable).")
+@ATTR
+@RULE
+@click.option("--steps", type=click.IntRange(min=1), help="Optimisation steps [300].")
+@click.option("--w-dist", type=click.FloatRange(min=0), help="Weight of the distance to the input [0.1].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file or folder.")
+def transform_cmd(run, input_, indices, attrs, rules, steps, w_dist, seed, out):
+    """Identity-preserving edit: the smallest latent move that gives the input the wanted attributes."""
+    from lctk.engine.optimize import OptimizeSettings
+    from lctk.engine.sampling import Sampler
+    from lctk.errors import LctkError
+    from lctk.plugins import get_registries
+    import torch
+
+    if bool(input_) == bool(indices):
+        raise LctkError("give exactly one of --input FILE or --index N")
+    sampler = Sampler(run)
+    try:
+        writer = get_registries().writer(sampler.run.modality(sampler.info))
+        wants = sampler.wants(attrs, rules)
+        if input_:
+            x = writer.read_input(input_, sampler.info["dataset"]["spec"])
+        else:
+            dataset = sampler.run.load_dataset(sampler.info)
+            bad = [i for i in indices if i >= len(dataset)]
+            if bad:
+                raise LctkError(f"--index {bad[0]} is out of range; the dataset has {len(dataset)} examples")
+            x = dataset.fetch(torch.tensor(indices))
+        defaults = OptimizeSettings()
+        settings = OptimizeSettings(steps=steps or defaults.steps, lr=defaults.lr,
+                                    w_dist=defaults.w_dist if w_dist is None else w_dist)
+        z0, z1 = sampler.transform_latents(x, wants, seed=seed, settings=settings)
+        files = writer.write_pairs(sampler.decode(z0), sampler.decode(z1), out)
+    finally:
+        sampler.close()
+    console.print(f"wrote before/after: {', '.join(str(f) for f in files[:3])}", highlight=False)
+
+
+@click.command("evaluate")
+@RUN
+@click.option("-n", "count", type=click.IntRange(min=10), default=2000, show_default=True,
+              help="Samples per measured set.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of tables.")
+def evaluate_cmd(run, count, seed, as_json):
+    """Independent measures of RUN's samples (see the modality's evaluator); writes RUN/metrics.json."""
+    from lctk.engine.evaluate import evaluate_run, print_report
+
+    metrics = evaluate_run(run, n=count, seed=seed)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+    else:
+        print_report(metrics)
+
+
+COMMANDS = [add_constraint_cmd, sample_cmd, transform_cmd, evaluate_cmd]

@@ -1,0 +1,11 @@
+"""The module named by this distribution's ``lctk`` entry point: lctk calls the hooks marked here."""
+
+from lctk import hookimpl
+
+
+@hookimpl
+def register_backbones(register):
+    """Offer the MLP VAE as ``--backbone mlp``."""
+    from lctk_mlp.model import MLPVAE  # imported lazily: `lctk plugins` stays fast
+
+    register("mlp", MLPVAE, help="MLP VAE for any fixed-shape float data (Gaussian decoder, sigma_x 0.1)")

@@ -1,0 +1,1 @@
+"""The latent constraints engine: critics and actors trained on cached latents, never touching the backbone."""

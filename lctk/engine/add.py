@@ -1,0 +1,134 @@
+"""`lctk add-constraint` as a Python function: train critics and actor for some attributes and/or rules
+from ``RUN/latents.h5`` into ``RUN/constraints/NAME/``. The backbone's weights are only read."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from lctk.config import from_dict
+from lctk.engine.config import ConstraintConfig
+from lctk.engine.constraint import LatentConstraint
+from lctk.engine.constraint_set import REALISM, RunConstraints
+from lctk.engine.losses import sigma_weighted_shift
+from lctk.engine.targets import Target, parse_targets
+from lctk.engine.training import ConstraintTrainer, LatentSource
+from lctk.errors import LctkError
+from lctk.interfaces import Backbone, Rule
+from lctk.io import load_json, save_json
+from lctk.latents import LatentStore
+from lctk.progress import Progress
+from lctk.run import RunDir, fingerprint
+
+
+def rule_labeler(backbone: Backbone, rules: Sequence[Rule], batch: int = 1024):
+    """``z (B, D)`` -> ``(B, K_r)`` float: decode z (argmax) and check each rule on the outputs."""
+    def label(z: torch.Tensor) -> torch.Tensor:
+        cols = []
+        with torch.no_grad():
+            for i in range(0, len(z), batch):
+                out = backbone.decode(z[i:i + batch])
+                cols.append(torch.stack([rule(out).bool() for rule in rules], dim=1))
+        return torch.cat(cols).float()
+    return label
+
+
+def open_latents(run: RunDir, backbone: Backbone) -> LatentStore:
+    """The run's latent store, refused when another backbone encoded it."""
+    store = LatentStore.open(run.latents_path)
+    try:
+        store.check_fingerprint(fingerprint(backbone))
+    except LctkError:
+        store.close()
+        raise
+    return store
+
+
+def _metrics(model: LatentConstraint, store: LatentStore, label_rules, n: int = 2048, seed: int = 0) -> dict[str, Any]:
+    """Latent-space figures of a trained constraint (independent measures are `lctk evaluate`'s job)."""
+    gen = torch.Generator().manual_seed(seed + 12345)
+    out: dict[str, Any] = {}
+    mu, _, attrs = store.load("test")
+    if len(mu) == 0:
+        mu, _, attrs = store.load("train")
+    names = store.attribute_names
+    with torch.no_grad():
+        if model.attr_cols:
+            cols = [names.index(model.targets[i]) for i in model.attr_cols]
+            pred = model.attr_critic(mu) > 0  # (N, K_a)
+            out["attribute_critic_test_accuracy"] = {model.targets[i]: round((pred[:, j] == attrs[:, c]).float().mean().item(), 4)
+                                                     for j, (i, c) in enumerate(zip(model.attr_cols, cols))}
+        z = torch.randn(n, model.sigma_bar.numel(), generator=gen)
+        y = torch.ones(n, len(model.targets))
+        if model.attr_cols:  # condition on label rows of real examples
+            rows = attrs[torch.randint(0, len(attrs), (n,), generator=gen)][:, cols].float()
+            y[:, model.attr_cols] = rows
+        z_new = model.act(z, y)
+        out["mean_sigma_weighted_shift"] = round(sigma_weighted_shift(z_new, z, model.sigma_bar).mean().item(), 4)
+        out["realism_prob_prior"] = round(torch.sigmoid(model.realism(z, y[:, model.attr_cols])).mean().item(), 4)
+        out["realism_prob_actor"] = round(torch.sigmoid(model.realism(z_new, y[:, model.attr_cols])).mean().item(), 4)
+        if model.attr_cols:
+            hit = ((model.attr_critic(z_new) > 0).float() == y[:, model.attr_cols]).all(dim=1).float().mean()
+            out["actor_attribute_match_by_critic"] = round(hit.item(), 4)
+        if model.rule_cols:
+            before, after = label_rules(z[:512]), label_rules(z_new[:512])
+            for j, i in enumerate(model.rule_cols):
+                out[f"rule {model.targets[i]}"] = {"prior_satisfied": round(before[:, j].mean().item(), 4),
+                                                   "actor_satisfied": round(after[:, j].mean().item(), 4)}
+    return out
+
+
+def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: Sequence[str] = (), name: str | None = None,
+                   overrides: Mapping[str, Any] | None = None, force: bool = False, progress: Progress | None = None
+                   ) -> Path:
+    """Train a constraint for ``attrs`` (attribute names, negations allowed) and ``rules`` (rule specs);
+    with neither, the unconditional realism constraint. Returns its folder. An interrupted run of the same
+    request resumes; an existing constraint of that name is kept unless ``force``."""
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    progress = progress or Progress()
+    info = run.read()
+    backbone = run.load_backbone(info)
+    with open_latents(run, backbone) as store:
+        targets, rule_objs = parse_targets(attrs, rules, store.attribute_names, run.modality(info))
+        # a constraint learns both values of each attribute; which value to sample is chosen at sampling time
+        targets = [Target(t.name, t.kind, True) for t in targets]
+        targets.sort(key=lambda t: t.kind != "attribute")
+        name = name or ("+".join(t.name for t in targets) if targets else REALISM)
+        config = from_dict(ConstraintConfig, {**dataclasses.asdict(ConstraintConfig()), **(overrides or {})},
+                           "constraint setting")
+        constraints = RunConstraints(run)
+        dest, partial = constraints.folder(name), constraints.partial_folder(name)
+        if dest.exists() and not force:
+            raise LctkError(f"constraint {dest.name!r} already exists in {run.path}; pass --force to retrain it or "
+                            "--name to keep both")
+        request = {"targets": [dataclasses.asdict(t) for t in targets], "config": dataclasses.asdict(config),
+                   "fingerprint": store.fingerprint}
+        resume = (partial / "checkpoint.safetensors").is_file() and \
+            (partial / "request.json").is_file() and load_json(partial / "request.json") == request
+        if not resume and partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True, exist_ok=True)
+        save_json(partial / "request.json", request)
+
+        mu, sigma, table = store.load("train")
+        columns = [store.attribute_names.index(t.name) for t in targets if t.kind == "attribute"]
+        source = LatentSource(mu, sigma, table[:, columns])
+        torch.manual_seed(config.seed)
+        model = LatentConstraint(name, targets, store.latent_dim, config, store.sigma_bar(), store.fingerprint)
+        label = rule_labeler(backbone, [rule_objs[t.name] for t in targets if t.kind == "rule"]) if rule_objs else None
+        trainer = ConstraintTrainer(model, source, config, partial / "checkpoint.safetensors", label, progress)
+        try:
+            trainer.train(resume=resume)
+        except KeyboardInterrupt:
+            raise LctkError(f"interrupted; run the same `lctk add-constraint` command again to resume") from None
+        model.eval()
+        metrics = {"losses": trainer.last, **_metrics(model, store, label, seed=config.seed)}
+    model.save(partial)
+    save_json(partial / "metrics.json", metrics)
+    (partial / "checkpoint.safetensors").unlink(missing_ok=True)
+    (partial / "request.json").unlink(missing_ok=True)
+    return constraints.install(partial, name)

@@ -1,0 +1,39 @@
+"""Settings of constraint training, saved in each constraint's constraint.json."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class ConstraintConfig:
+    """How critics and actor are trained (defaults reach the documented Fashion-MNIST targets on 2 CPU cores).
+
+    Networks: ``depth`` hidden ReLU layers of ``width`` (the paper: 4 x 2048); conditions enter through a
+    linear embedding of ``embed_dim``. Optimisation: Adam(``beta1``, ``beta2``) at ``lr``; ``steps`` actor
+    steps, each after ``critic_steps`` critic steps; ``classifier_steps`` steps of the attribute classifier
+    first. Losses: ``lambda_dist`` weighs the distance penalty, ``lambda_attr`` the attribute/rule critics'
+    guidance of the actor, ``gp_weight`` a gradient penalty on the realism critic (0: off); a fraction
+    ``prior_fraction`` of the critic's fakes are raw prior draws. Rules: ``rule_pool`` decoded and labelled
+    latents, refreshed with ``relabel_batch`` new ones every ``relabel_every`` actor steps.
+    """
+
+    width: int = 512
+    depth: int = 4
+    embed_dim: int = 64
+    batch_size: int = 256
+    steps: int = 3000
+    critic_steps: int = 3
+    classifier_steps: int = 1500
+    lr: float = 3e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    lambda_dist: float = 0.1
+    lambda_attr: float = 1.0
+    gp_weight: float = 0.0
+    prior_fraction: float = 0.1
+    rule_pool: int = 8192
+    relabel_every: int = 10
+    relabel_batch: int = 256
+    seed: int = 0
+    checkpoint_every: int = 0

@@ -1,0 +1,117 @@
+"""A trained constraint: its targets, realism critic, attribute and rule critics, and actor, saved as
+``RUN/constraints/NAME/{constraint.json, weights.safetensors, metrics.json}``.
+
+The condition ``y (B, K)`` has one column per target, attributes first: for an attribute the wanted value
+(0 or 1); for a rule an "enforce" bit (1: must hold, 0: don't care).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lctk import FORMAT_VERSION, __version__
+from lctk.config import from_dict
+from lctk.engine.config import ConstraintConfig
+from lctk.engine.networks import GatedActor, LatentCritic
+from lctk.engine.targets import Target
+from lctk.errors import LctkError
+from lctk.interfaces import Constraint
+from lctk.io import load_json, load_tensors, save_json, save_tensors
+
+
+class LatentConstraint(Constraint, nn.Module):
+    """Critics and actor for a list of targets over a ``latent_dim``-dimensional latent space."""
+
+    def __init__(self, name: str, targets: Sequence[Target], latent_dim: int, config: ConstraintConfig,
+                 sigma_bar: Tensor, fingerprint: str):
+        nn.Module.__init__(self)
+        self.name, self.targets_full = name, list(targets)
+        self.targets = [t.name for t in targets]
+        self.config, self.fingerprint = config, fingerprint
+        self.attr_cols = [i for i, t in enumerate(targets) if t.kind == "attribute"]
+        self.rule_cols = [i for i, t in enumerate(targets) if t.kind == "rule"]
+        c = config
+        k_a, k_r = len(self.attr_cols), len(self.rule_cols)
+        self.realism = LatentCritic(latent_dim, k_a, 1, c.width, c.depth, c.embed_dim)
+        self.attr_critic = LatentCritic(latent_dim, 0, k_a, c.width, c.depth) if k_a else None
+        self.rule_critic = LatentCritic(latent_dim, 0, k_r, c.width, c.depth) if k_r else None
+        self.actor = GatedActor(latent_dim, k_a + k_r, c.width, c.depth, c.embed_dim)
+        self.register_buffer("sigma_bar", sigma_bar.clone().float())
+
+    # -- the Constraint interface --------------------------------------------------------------------------
+    def y_attr(self, y: Tensor) -> Tensor:
+        """``(B, K_a)`` the attribute columns of ``y``."""
+        return y[:, self.attr_cols]
+
+    def target_logits(self, z: Tensor) -> Tensor:
+        """``(B, K)`` logits of every target holding at ``z`` (attribute critic, rule critic)."""
+        parts = [torch.zeros(len(z), 0, device=z.device)]
+        if self.attr_critic is not None:
+            parts.append(self.attr_critic(z))
+        if self.rule_critic is not None:
+            parts.append(self.rule_critic(z))
+        return torch.cat(parts, dim=1)
+
+    def log_prob(self, z: Tensor, y: Tensor) -> Tensor:
+        """``(B,)`` log sigmoid D(z, y) + log p(each attribute = y | z) + sum over enforced rules of log p(rule | z)."""
+        lp = F.logsigmoid(self.realism(z, self.y_attr(y))).squeeze(1)  # (B,)
+        logits = self.target_logits(z)  # (B, K)
+        if self.attr_cols:
+            ya = self.y_attr(y)
+            la = logits[:, :len(self.attr_cols)]
+            lp = lp - F.binary_cross_entropy_with_logits(la, ya, reduction="none").sum(dim=1)
+        if self.rule_cols:
+            enforce = y[:, self.rule_cols]
+            lr = logits[:, len(self.attr_cols):]
+            lp = lp + (F.logsigmoid(lr) * enforce).sum(dim=1)
+        return lp
+
+    def act(self, z: Tensor, y: Tensor) -> Tensor:
+        """``z' (B, D)``: the actor's move of ``z`` towards realism and targets ``y``."""
+        return self.actor(z, y)
+
+    def column(self, name: str) -> int:
+        """Index of target ``name`` in ``y``."""
+        return self.targets.index(name)
+
+    # -- persistence ---------------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """The JSON that, with the weights, rebuilds this constraint."""
+        return {"lctk_version": __version__, "format_version": FORMAT_VERSION, "name": self.name,
+                "targets": [dataclasses.asdict(t) for t in self.targets_full], "latent_dim": int(self.sigma_bar.numel()),
+                "fingerprint": self.fingerprint, "config": dataclasses.asdict(self.config)}
+
+    def save(self, folder: Path) -> None:
+        """Write constraint.json and weights.safetensors into ``folder`` (each atomically)."""
+        save_tensors(folder / "weights.safetensors", self.state_dict())
+        save_json(folder / "constraint.json", self.describe())
+
+    @classmethod
+    def load(cls, folder: Path) -> "LatentConstraint":
+        """Rebuild a constraint from ``folder``; one-line errors for missing or damaged files."""
+        info = load_json(folder / "constraint.json", "constraint description")
+        if info.get("format_version") != FORMAT_VERSION:
+            raise LctkError(f"constraint {folder} has format {info.get('format_version')}, this lctk reads "
+                            f"{FORMAT_VERSION}; retrain it with `lctk add-constraint`")
+        try:
+            targets = [Target(**t) for t in info["targets"]]
+            config = from_dict(ConstraintConfig, info["config"], "constraint config")
+            model = cls(info["name"], targets, int(info["latent_dim"]), config, torch.ones(int(info["latent_dim"])),
+                        info["fingerprint"])
+        except (KeyError, TypeError) as e:
+            raise LctkError(f"constraint description {folder / 'constraint.json'} is damaged ({e})") from None
+        tensors, _ = load_tensors(folder / "weights.safetensors", "constraint weights")
+        try:
+            model.load_state_dict(tensors)
+        except RuntimeError as e:
+            raise LctkError(f"constraint weights in {folder} do not fit its description ({str(e).splitlines()[0]})") from None
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model

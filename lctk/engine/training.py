@@ -1,0 +1,239 @@
+"""Training a constraint from cached latents and prior draws only (the backbone is only used, frozen, to
+decode latents for zero-shot rules).
+
+Phase 1 fits the attribute critic D_attr(z) on encodings with their labels. Phase 2 alternates
+``critic_steps`` realism-critic steps (real: z ~ q(z|x) with its labels; fake: actor outputs G(z ~ p(z), y),
+raw prior draws, and real z with mismatched labels) and one actor step (-log D(G(z, y), y) + attribute
+guidance + distance penalty). Rule critics learn from latents decoded and checked by the rules, relabelled
+as the actor moves. Every random draw of step s comes from (seed, s): resuming is bit-identical on CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from lctk.checkpoint import load_checkpoint, save_checkpoint
+from lctk.engine.config import ConstraintConfig
+from lctk.engine.constraint import LatentConstraint
+from lctk.engine.losses import distance_penalty, gradient_penalty, masked_sigmoid_ce, sigmoid_ce
+from lctk.errors import TrainingDiverged
+from lctk.progress import Progress
+from lctk.interrupt import GracefulStop
+
+
+def step_generator(seed: int, purpose: int, step: int) -> torch.Generator:
+    """A generator determined by (seed, purpose, step)."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + purpose) * 1_000_003 + step)
+
+
+class LatentSource:
+    """Training latents in memory: ``mu, sigma (N, D)``, attribute labels ``(N, K_a)`` float."""
+
+    def __init__(self, mu: Tensor, sigma: Tensor, labels: Tensor):
+        self.mu, self.sigma, self.labels = mu, sigma, labels.float()
+
+    def __len__(self) -> int:
+        return len(self.mu)
+
+    def batch(self, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``z (n, D)`` drawn from q(z|x) of random examples, and their labels ``(n, K_a)``."""
+        idx = torch.randint(0, len(self.mu), (n,), generator=gen)
+        eps = torch.randn(n, self.mu.shape[1], generator=gen)
+        return self.mu[idx] + self.sigma[idx] * eps, self.labels[idx]
+
+    def labels_like(self, n: int, gen: torch.Generator) -> Tensor:
+        """``(n, K_a)`` label rows of random examples (the data's joint attribute distribution)."""
+        return self.labels[torch.randint(0, len(self.labels), (n,), generator=gen)]
+
+
+class RulePool(nn.Module):
+    """A ring buffer of decoded-and-checked latents: ``z (P, D)`` and rule labels ``(P, K_r)``."""
+
+    def __init__(self, size: int, latent_dim: int, n_rules: int):
+        super().__init__()
+        self.register_buffer("z", torch.zeros(size, latent_dim))
+        self.register_buffer("labels", torch.zeros(size, n_rules))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    def add(self, z: Tensor, labels: Tensor) -> None:
+        """Append (overwriting the oldest once full)."""
+        size = len(self.z)
+        pos = (int(self.count) + torch.arange(len(z))) % size
+        self.z[pos], self.labels[pos] = z, labels
+        self.count += len(z)
+
+    def batch(self, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """A random batch of held latents and their labels."""
+        filled = min(int(self.count), len(self.z))
+        idx = torch.randint(0, filled, (n,), generator=gen)
+        return self.z[idx], self.labels[idx]
+
+
+class ConstraintTrainer:
+    """Trains a `LatentConstraint` in place; ``label_rules(z) -> (B, K_r)`` decodes and checks rules."""
+
+    def __init__(self, model: LatentConstraint, source: LatentSource, config: ConstraintConfig, checkpoint_path,
+                 label_rules: Callable[[Tensor], Tensor] | None = None, progress: Progress | None = None):
+        self.m, self.src, self.c = model, source, config
+        self.checkpoint_path = checkpoint_path
+        self.label_rules = label_rules
+        self.progress = progress or Progress()
+        self.latent_dim = model.sigma_bar.numel()
+        self.k_a, self.k_r = len(model.attr_cols), len(model.rule_cols)
+        betas = (config.beta1, config.beta2)
+        self.opt_d = torch.optim.Adam(model.realism.parameters(), lr=config.lr, betas=betas)
+        self.opt_g = torch.optim.Adam(model.actor.parameters(), lr=config.lr, betas=betas)
+        self.opt_a = torch.optim.Adam(model.attr_critic.parameters(), lr=config.lr) if model.attr_critic else None
+        self.opt_r = torch.optim.Adam(model.rule_critic.parameters(), lr=config.lr) if model.rule_critic else None
+        self.pool = RulePool(config.rule_pool, self.latent_dim, self.k_r) if self.k_r else None
+        self.step = 0  # counts classifier steps, then actor steps
+        self.total = (config.classifier_steps if self.k_a else 0) + config.steps
+        self.last: dict[str, float] = {}
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def _objects(self):
+        modules = {"constraint": self.m}
+        if self.pool is not None:
+            modules["pool"] = self.pool
+        opts = {k: v for k, v in (("d", self.opt_d), ("g", self.opt_g), ("a", self.opt_a), ("r", self.opt_r)) if v}
+        return modules, opts
+
+    def save(self) -> None:
+        """Write the training checkpoint atomically."""
+        modules, opts = self._objects()
+        save_checkpoint(self.checkpoint_path, modules=modules, optimizers=opts, meta={"step": self.step, "last": self.last})
+
+    def restore(self) -> None:
+        """Continue from the checkpoint."""
+        modules, opts = self._objects()
+        meta = load_checkpoint(self.checkpoint_path, modules=modules, optimizers=opts)
+        self.step, self.last = int(meta["step"]), dict(meta.get("last", {}))
+
+    # -- pieces --------------------------------------------------------------------------------------------
+    def _condition(self, n: int, gen: torch.Generator) -> Tensor:
+        """``(n, K)`` conditions for fakes and actor steps: data label rows, random rule-enforce bits."""
+        parts = [self.src.labels_like(n, gen)] if self.k_a else []
+        if self.k_r:
+            parts.append((torch.rand(n, self.k_r, generator=gen) < 0.5).float())
+        return torch.cat(parts, dim=1) if parts else torch.zeros(n, 0)
+
+    def _check(self, name: str, value: Tensor) -> None:
+        if not torch.isfinite(value):
+            raise TrainingDiverged(f"{name} loss became {value.item()} at step {self.step}; the last good checkpoint "
+                                   "was kept; lower --lr and resume with --resume")
+
+    def classifier_step(self, gen: torch.Generator) -> float:
+        """One step of the attribute critic on encodings with their labels."""
+        z, labels = self.src.batch(self.c.batch_size, gen)
+        loss = sigmoid_ce(self.m.attr_critic(z), labels)
+        self._check("attribute critic", loss)
+        self.opt_a.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_a.step()
+        return loss.item()
+
+    def relabel(self, gen: torch.Generator) -> None:
+        """Decode prior draws, actor outputs and encodings; add them with their rule labels to the pool."""
+        n = self.c.relabel_batch
+        third = max(1, n // 3)
+        with torch.no_grad():
+            z_prior = torch.randn(third, self.latent_dim, generator=gen)
+            y = self._condition(third, gen)
+            z_actor = self.m.actor(torch.randn(third, self.latent_dim, generator=gen), y)
+            z_data, _ = self.src.batch(n - 2 * third, gen)
+            z = torch.cat([z_prior, z_actor, z_data])
+            self.pool.add(z, self.label_rules(z).float())
+
+    def critic_step(self, gen: torch.Generator) -> float:
+        """One realism-critic step (and one rule-critic step when there are rules)."""
+        b, c = self.c.batch_size, self.c
+        z_real, y_real = self.src.batch(b, gen)  # (B, D), (B, K_a)
+        y_fake = self._condition(b, gen)
+        z_prior = torch.randn(b, self.latent_dim, generator=gen)
+        n_raw = int(round(b * c.prior_fraction))
+        with torch.no_grad():
+            z_moved = self.m.actor(z_prior[n_raw:], y_fake[n_raw:])
+        z_fake = torch.cat([z_prior[:n_raw], z_moved])
+        ya_fake = y_fake[:, self.m.attr_cols]
+        loss = sigmoid_ce(self.m.realism(z_real, y_real), 1.0) + sigmoid_ce(self.m.realism(z_fake, ya_fake), 0.0)
+        if self.k_a:
+            y_wrong = y_real[torch.randperm(b, generator=gen)]  # labels of other examples
+            differs = (y_wrong != y_real).any(dim=1, keepdim=True).float()  # only truly mismatched pairs
+            loss = loss + masked_sigmoid_ce(self.m.realism(z_real, y_wrong), torch.zeros(b, 1), differs)
+        if c.gp_weight:
+            loss = loss + c.gp_weight * gradient_penalty(self.m.realism, z_real, z_fake, y_real if self.k_a else None, gen)
+        self._check("realism critic", loss)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        if self.k_r:
+            z_pool, labels = self.pool.batch(b, gen)
+            rloss = sigmoid_ce(self.m.rule_critic(z_pool), labels)
+            self._check("rule critic", rloss)
+            self.opt_r.zero_grad(set_to_none=True)
+            rloss.backward()
+            self.opt_r.step()
+        return loss.item()
+
+    def actor_step(self, gen: torch.Generator) -> dict[str, float]:
+        """One actor step: fool the realism critic, satisfy the targets, move little."""
+        b, c, m = self.c.batch_size, self.c, self.m
+        z = torch.randn(b, self.latent_dim, generator=gen)
+        y = self._condition(b, gen)
+        z_new = m.actor(z, y)
+        realism = sigmoid_ce(m.realism(z_new, y[:, m.attr_cols]), 1.0)
+        guidance = torch.zeros(())
+        logits = m.target_logits(z_new)
+        if self.k_a:
+            guidance = guidance + sigmoid_ce(logits[:, :self.k_a], y[:, m.attr_cols])
+        if self.k_r:
+            enforce = y[:, m.rule_cols]
+            guidance = guidance + masked_sigmoid_ce(logits[:, self.k_a:], torch.ones_like(enforce), enforce)
+        dist = distance_penalty(z_new, z, m.sigma_bar)
+        loss = realism + c.lambda_attr * guidance + c.lambda_dist * dist
+        self._check("actor", loss)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        return {"actor": realism.item(), "guidance": guidance.item(), "distance": dist.item()}
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def train(self, resume: bool = False) -> dict[str, float]:
+        """Run both phases to the end (from the checkpoint if ``resume``); return the last losses."""
+        if resume:
+            self.restore()
+        c = self.c
+        n_cls = c.classifier_steps if self.k_a else 0
+        every = c.checkpoint_every
+        last_save = time.monotonic()
+        with GracefulStop() as stop, self.progress.task(f"add-constraint {self.m.name}", total=self.total,
+                                                        completed=self.step) as bar:
+            if self.k_r and self.step == 0:
+                for i in range(max(1, c.rule_pool // (2 * c.relabel_batch))):
+                    self.relabel(step_generator(c.seed, 9, i))
+            while self.step < self.total:
+                s = self.step
+                if s < n_cls:
+                    loss = self.classifier_step(step_generator(c.seed, 1, s))
+                    info = f"classifier {loss:.3f}"
+                else:
+                    g_step = s - n_cls
+                    if self.k_r and g_step % c.relabel_every == 0:
+                        self.relabel(step_generator(c.seed, 2, g_step))
+                    for k in range(c.critic_steps):
+                        d_loss = self.critic_step(step_generator(c.seed, 3, g_step * c.critic_steps + k))
+                    self.last = {"critic": d_loss, **self.actor_step(step_generator(c.seed, 4, g_step))}
+                    info = " ".join(f"{k} {v:.3f}" for k, v in self.last.items())
+                self.step += 1
+                bar.advance(1, info=info)
+                if stop.requested or (every and self.step % every == 0) or \
+                        (not every and time.monotonic() - last_save > 60):
+                    self.save()
+                    last_save = time.monotonic()
+                if stop.requested:
+                    raise KeyboardInterrupt
+        return self.last
