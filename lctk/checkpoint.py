@@ -13,7 +13,7 @@ from torch import nn
 
 from lctk import FORMAT_VERSION
 from lctk.errors import LctkError
-from lctk.io import load_tensors, save_tensors
+from lctk.io import load_tensors, parse_tensors, save_tensors
 
 
 def _flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
@@ -61,12 +61,21 @@ def save_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module], optim
 
 
 def load_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer] = {},
-                    generators: Mapping[str, torch.Generator] = {}) -> dict[str, Any]:
-    """Restore what `save_checkpoint` saved into the given objects; return the saved ``meta``."""
-    tensors, metadata = load_tensors(path, what="checkpoint")
+                    generators: Mapping[str, torch.Generator] = {}, data: bytes | None = None) -> dict[str, Any]:
+    """Restore what `save_checkpoint` saved into the given objects; return the saved ``meta``.
+
+    ``data``: the checkpoint's bytes when they were already read (e.g. sent by rank 0); else ``path`` is read.
+    Anything that does not fit (another model, another optimizer, a damaged file) is a one-line LctkError.
+    """
+    if data is None:
+        tensors, metadata = load_tensors(path, what="checkpoint")
+    else:
+        tensors, metadata = parse_tensors(data, what=f"checkpoint {path}")
     try:
         info = json.loads(metadata["lctk"])
-    except (KeyError, json.JSONDecodeError):
+        if not isinstance(info, dict) or not isinstance(info.get("meta", {}), dict):
+            raise ValueError
+    except (KeyError, ValueError, RecursionError):
         raise LctkError(f"checkpoint {path} was not written by lctk; delete it or start a new run") from None
     if info.get("format_version") != FORMAT_VERSION:
         raise LctkError(f"checkpoint {path} has format {info.get('format_version')}, this lctk reads "
@@ -78,9 +87,15 @@ def load_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module], optim
             module.load_state_dict(state)
         except RuntimeError as e:
             raise LctkError(f"checkpoint {path} does not fit {name} ({str(e).splitlines()[0]})") from None
-    for name, opt in optimizers.items():
-        _restore_optimizer(name, opt, tensors, info)
-    for name, gen in generators.items():
-        gen.set_state(tensors[f"rng.{name}"])
-    torch.set_rng_state(tensors["rng.__torch__"])
-    return info["meta"]
+    try:
+        for name, opt in optimizers.items():
+            _restore_optimizer(name, opt, tensors, info)
+        for name, gen in generators.items():
+            gen.set_state(tensors[f"rng.{name}"])
+        torch.set_rng_state(tensors["rng.__torch__"])
+    except LctkError:
+        raise
+    except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as e:
+        raise LctkError(f"checkpoint {path} is damaged or from another setup ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}); delete it to start over") from None
+    return info.get("meta", {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import torch
@@ -34,17 +35,26 @@ def encode_run(run: RunDir, batch_size: int = 1024, force: bool = False, progres
     dataset = run.load_dataset(info, progress)
     n = len(dataset)
     meta = {"backbone": info["backbone"], "dataset": info["dataset"]["name"], "modality": dataset.modality}
-    with GracefulStop() as stop, LatentWriter(run.latents_path, n, backbone.latent_dim, dataset.attribute_names, fp, meta) as writer, \
-            progress.task("encode", total=n, completed=writer.rows_done) as bar, torch.inference_mode():
-        for start in range(writer.rows_done, n, batch_size):
-            idx = torch.arange(start, min(n, start + batch_size))  # (b,)
-            x = dataset.fetch(idx)
-            if x.is_floating_point() and not torch.isfinite(x).all():
-                bad = idx[~torch.isfinite(x.flatten(1)).all(dim=1)][0].item()
-                raise LctkError(f"example {bad} of dataset {dataset.name} holds NaN or infinite values; fix the data")
-            mu, sigma = backbone.encode(x)  # (b, D) each
-            writer.write(mu, sigma, dataset.attributes[idx], dataset.split[idx])
-            bar.advance(len(idx))
-            if stop.requested:
-                raise KeyboardInterrupt
+    partial = run.latents_path.with_name(run.latents_path.name + ".partial")
+    try:
+        with GracefulStop() as stop, LatentWriter(run.latents_path, n, backbone.latent_dim, dataset.attribute_names, fp, meta) as writer, \
+                progress.task("encode", total=n, completed=writer.rows_done) as bar, torch.inference_mode():
+            for start in range(writer.rows_done, n, batch_size):
+                idx = torch.arange(start, min(n, start + batch_size))  # (b,)
+                x = dataset.fetch(idx)  # (b, ...)
+                if x.is_floating_point() and not torch.isfinite(x).all():
+                    bad = idx[~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)][0].item()
+                    raise LctkError(f"example {bad} of dataset {dataset.name} holds NaN or infinite values; fix the data")
+                mu, sigma = backbone.encode(x)  # (b, D) each
+                writer.write(mu, sigma, dataset.attributes[idx], dataset.split[idx])
+                bar.advance(len(idx))
+                if stop.requested:
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        raise LctkError(f"interrupted; run `lctk encode {run.path}` again to continue where it stopped") from None
+    except OSError as e:  # a full disk, a failing HDF5 write: latents.h5 itself was not touched
+        full = getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "space" in str(e).lower()
+        raise LctkError(f"{'disk full' if full else 'writing failed'} while writing {partial} "
+                        f"({' '.join(str(e).split()) or type(e).__name__}); {run.latents_path.name} was left as it "
+                        f"was; {'free space and ' if full else ''}run `lctk encode {run.path}` again to continue") from None
     return run.latents_path

@@ -167,6 +167,9 @@ class Backbone(nn.Module, ABC):
     """
 
     config_class: ClassVar[type[BackboneConfig]] = BackboneConfig
+    #: Training settings this backbone works best with (e.g. ``{"batch_size": 32}``); `lctk train-vae` uses
+    #: them where the user gives no flag.
+    training_defaults: ClassVar[dict[str, Any]] = {}
     encoder: Encoder
     decoder: Decoder
 

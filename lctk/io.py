@@ -1,6 +1,11 @@
 """Safe file I/O: every write goes to a temporary file in the same folder and is renamed into place, so a kill
 or a full disk never leaves a half-written file where a good one was. Weights are safetensors, configs JSON;
-nothing here ever unpickles."""
+nothing here ever unpickles.
+
+A temporary file is named ``.NAME.HOST-PID.RANDOM.tmp``. One left behind by a killed process (SIGKILL cannot
+be caught) is never read by anything; the next write of NAME removes it (and `sweep_stale_temps` any in a
+folder) once its process is gone.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,73 @@ import contextlib
 import errno
 import json
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator, Mapping
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import load as safetensors_load, load_file, save_file
 
 from lctk.errors import LctkError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _PICKLE_MAGICS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+#: errno values that mean "no room left" (a full disk, a full quota).
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def is_temp(path: str | os.PathLike) -> bool:
+    """True for a temporary file of `atomic_path` (never a result; safe to ignore)."""
+    return _TEMP.match(Path(path).name) is not None
+
+
+def _stale(path: Path) -> bool:
+    """A temporary file whose writing process (on this host) no longer exists."""
+    m = _TEMP.match(path.name)
+    if m is None or m["host"] != _HOST or os.name == "nt":  # os.kill(pid, 0) would end the process on Windows
+        return False
+    pid = int(m["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def sweep_stale_temps(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Delete temporary files left in ``folder`` by killed processes (only those of target ``name`` if
+    given); return what was deleted. Temporary files of live processes are left alone."""
+    folder = Path(folder)
+    pattern = f".{glob_escape(name)}.*.tmp" if name else ".*.tmp"
+    removed = []
+    try:
+        candidates = list(folder.glob(pattern))
+    except OSError:
+        return removed
+    for path in candidates:
+        m = _TEMP.match(path.name)
+        if m is not None and (name is None or m["name"] == name) and _stale(path):
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob wildcards escaped."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 @contextlib.contextmanager
@@ -30,25 +89,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     On any failure the temporary file is removed and `path` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(path.parent, path.name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _write_error(path, e) from None
     os.close(fd)
     tmp = Path(tmp)
-    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # some writers replace the file mkstemp made (0600)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        if e.errno == errno.ENOSPC:
-            raise LctkError(f"disk full while writing {path}; the previous file was kept, free space and retry") from None
+        if e.errno in _FULL or e.errno in (errno.EACCES, errno.EROFS):
+            raise _write_error(path, e) from None
         raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_error(path: Path, e: OSError) -> Exception:
+    """A one-line LctkError for a failed write (full disk, no permission), else ``e`` itself."""
+    if e.errno in _FULL:
+        return LctkError(f"disk full while writing {path}; the previous file was kept, free space and retry")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return LctkError(f"cannot write {path} ({e.strerror}); choose a folder you can write to")
+    return e
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -81,11 +153,26 @@ def load_json(path: str | os.PathLike, what: str = "file") -> dict:
     if not path.is_file():
         raise LctkError(f"{what} {path} does not exist")
     try:
-        obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LctkError(f"{what} {path} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); restore or recreate it") from None
+        data = path.read_bytes()
+    except OSError as e:
+        raise LctkError(f"{what} {path} cannot be read ({e.strerror})") from None
+    return parse_json(data, f"{what} {path}")
+
+
+def parse_json(data: bytes, what: str = "JSON") -> dict:
+    """A JSON object from ``data``; anything else (bad UTF-8, bad syntax, too deep, not an object) is a
+    one-line LctkError naming ``what``."""
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise LctkError(f"{what} is not valid JSON (not UTF-8 text); restore or recreate it") from None
+    except ValueError as e:  # JSONDecodeError, too many digits
+        raise LctkError(f"{what} is not valid JSON ({getattr(e, 'msg', None) or str(e).splitlines()[0]}); "
+                        "restore or recreate it") from None
+    except RecursionError:
+        raise LctkError(f"{what} is not valid JSON (nested too deeply); restore or recreate it") from None
     if not isinstance(obj, dict):
-        raise LctkError(f"{what} {path} should hold a JSON object")
+        raise LctkError(f"{what} should hold a JSON object")
     return obj
 
 
@@ -96,21 +183,63 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], m
         save_file(flat, str(tmp), metadata=dict(metadata) if metadata else None)
 
 
+def tensors_bytes(path: str | os.PathLike, what: str = "weights") -> bytes:
+    """The raw bytes of a safetensors file (to send to other processes); a one-line error if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise LctkError(f"{what} file {path} does not exist")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise LctkError(f"{what} file {path} cannot be read ({e.strerror})") from None
+
+
 def load_tensors(path: str | os.PathLike, what: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a safetensors file into (tensors, metadata). Pickles and corrupt files are refused, never run."""
     path = Path(path)
     if not path.is_file():
         raise LctkError(f"{what} file {path} does not exist")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(_PICKLE_MAGICS):
-        raise LctkError(f"{what} file {path} is a pickle, which lctk never loads; convert it to safetensors")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise LctkError(f"{what} file {path} cannot be read ({e.strerror})") from None
+    _refuse_pickle(head, f"{what} file {path}")
     try:
         tensors = load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise LctkError(f"{what} file {path} is corrupt or not safetensors ({str(e).splitlines()[0]})") from None
-    return tensors, metadata
+    except Exception as e:  # noqa: BLE001 - whatever the parser says, the file is unusable
+        raise LctkError(f"{what} file {path} is corrupt or not safetensors ({_first_line(e)}); "
+                        "restore it or recreate it") from None
+    return tensors, _check_metadata(metadata, f"{what} file {path}")
+
+
+def parse_tensors(data: bytes, what: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """`load_tensors` for the bytes of a safetensors file (e.g. received from another process)."""
+    _refuse_pickle(data[:8], what)
+    try:
+        tensors = safetensors_load(bytes(data))
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + size].decode("utf-8"))
+        metadata = header.get("__metadata__") or {} if isinstance(header, dict) else {}
+    except Exception as e:  # noqa: BLE001 - whatever the parser says, the data is unusable
+        raise LctkError(f"{what} is corrupt or not safetensors ({_first_line(e)})") from None
+    return tensors, _check_metadata(metadata, what)
+
+
+def _refuse_pickle(head: bytes, what: str) -> None:
+    if head.startswith(_PICKLE_MAGICS):
+        raise LctkError(f"{what} is a pickle (e.g. from torch.save), which lctk never loads since loading can "
+                        "run code; convert it to safetensors")
+
+
+def _check_metadata(metadata, what: str) -> dict[str, str]:
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise LctkError(f"{what} has malformed metadata; restore it or recreate it")
+    return metadata
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -2,7 +2,8 @@
 fingerprint of the backbone that encoded them.
 
 Written in chunks (bounded memory) to ``latents.h5.partial`` and renamed when complete, so a kill leaves
-either the old store or none, and an interrupted encode resumes from the rows already written. Read either
+either the old store or none, and an interrupted encode resumes from the rows already written (recorded in
+``latents.h5.partial.json``). Read either
 into memory or streamed in shuffled contiguous blocks (for stores larger than memory).
 """
 
@@ -22,6 +23,7 @@ from torch import Tensor
 
 from lctk import FORMAT_VERSION, __version__
 from lctk.errors import LctkError
+from lctk.io import load_json, save_json
 
 CHUNK_ROWS = 4096
 
@@ -31,12 +33,19 @@ class LatentWriter:
 
     Use as a context manager; call `write` with consecutive blocks from row `rows_done` on. On clean exit
     with every row written, the store is finalised and renamed into place.
+
+    Progress is recorded outside the HDF5 file, in ``latents.h5.partial.json`` (written atomically after each
+    block has been flushed): HDF5 writes raw data and metadata in no fixed order, so after a kill the file's own
+    counters may run ahead of or behind its data. Derived figures (the per-dimension sum of sigma over the
+    training rows) are computed from the finished data, never accumulated, so a resumed encode writes exactly
+    the store an uninterrupted one writes.
     """
 
     def __init__(self, path: str | Path, rows: int, latent_dim: int, attribute_names: Sequence[str],
                  fingerprint: str, meta: dict | None = None):
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
+        self.progress = self.path.with_name(self.path.name + ".partial.json")
         self.rows, self.latent_dim = rows, latent_dim
         self.names = list(attribute_names)
         self.fingerprint = fingerprint
@@ -45,11 +54,16 @@ class LatentWriter:
         self.rows_done = 0
 
     def __enter__(self) -> "LatentWriter":
-        if self.partial.exists() and self._resumable():
-            self.file = h5py.File(self.partial, "a")
-            self.rows_done = int(self.file.attrs["rows_written"])
-            return self
+        done = self._resumable_rows()
+        if done is not None:
+            try:
+                self.file = h5py.File(self.partial, "r+")
+                self.rows_done = done
+                return self
+            except OSError:
+                self.file = None
         self.partial.unlink(missing_ok=True)
+        self.progress.unlink(missing_ok=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         f = h5py.File(self.partial, "w")
         chunk = (min(CHUNK_ROWS, max(1, self.rows)), self.latent_dim)
@@ -62,16 +76,33 @@ class LatentWriter:
         f.attrs.update({"format_version": FORMAT_VERSION, "lctk_version": __version__, "fingerprint": self.fingerprint,
                         "attribute_names": json.dumps(self.names), "meta": json.dumps(self.meta),
                         "rows_written": 0, "train_rows": 0, "complete": False})
+        f.flush()
         self.file = f
+        self._record(0)
         return self
 
-    def _resumable(self) -> bool:
+    def _record(self, rows_done: int) -> None:
+        save_json(self.progress, {"fingerprint": self.fingerprint, "rows": self.rows, "latent_dim": self.latent_dim,
+                                  "attribute_names": self.names, "rows_written": rows_done})
+
+    def _resumable_rows(self) -> int | None:
+        """Rows safely written by an earlier, interrupted encode of the same request, or None."""
+        if not (self.partial.is_file() and self.progress.is_file()):
+            return None
         try:
+            progress = load_json(self.progress)
+            done = progress["rows_written"]
+            if progress != {"fingerprint": self.fingerprint, "rows": self.rows, "latent_dim": self.latent_dim,
+                            "attribute_names": self.names, "rows_written": done} \
+                    or not isinstance(done, int) or not 0 <= done <= self.rows:
+                return None
             with h5py.File(self.partial, "r") as f:
-                return (f.attrs.get("fingerprint") == self.fingerprint and f["mu"].shape == (self.rows, self.latent_dim)
-                        and json.loads(f.attrs["attribute_names"]) == self.names)
-        except (OSError, KeyError, ValueError):
-            return False
+                if not (f.attrs.get("fingerprint") == self.fingerprint and f["mu"].shape == (self.rows, self.latent_dim)
+                        and json.loads(f.attrs["attribute_names"]) == self.names):
+                    return None
+            return done
+        except Exception:  # noqa: BLE001 - anything unreadable means: start over
+            return None
 
     def write(self, mu: Tensor, sigma: Tensor, attributes: Tensor, split: Tensor) -> None:
         """Append a block: ``mu, sigma (b, D)``, ``attributes (b, A)`` bool, ``split (b,)``."""
@@ -79,28 +110,37 @@ class LatentWriter:
         stop = start + len(mu)
         if stop > self.rows:
             raise ValueError("more rows written than announced")
-        mu_np, sigma_np = mu.detach().cpu().float().numpy(), sigma.detach().cpu().float().numpy()
-        split_np = split.cpu().numpy().astype("i1")
-        f["mu"][start:stop] = mu_np
-        f["sigma"][start:stop] = sigma_np
+        f["mu"][start:stop] = mu.detach().cpu().float().numpy()  # (b, D)
+        f["sigma"][start:stop] = sigma.detach().cpu().float().numpy()  # (b, D)
         if self.names:
-            f["attributes"][start:stop] = attributes.cpu().numpy().astype("u1")
-        f["split"][start:stop] = split_np
-        train = split_np == 0
-        f["sigma_sum"][...] = f["sigma_sum"][...] + sigma_np[train].sum(axis=0, dtype="f8")
-        f.attrs["train_rows"] = int(f.attrs["train_rows"]) + int(train.sum())
+            f["attributes"][start:stop] = attributes.cpu().numpy().astype("u1")  # (b, A)
+        f["split"][start:stop] = split.cpu().numpy().astype("i1")  # (b,)
         f.attrs["rows_written"] = stop
         f.flush()
+        self._record(stop)  # only now: the rows are in the file
         self.rows_done = stop
+
+    def _finish(self, f: h5py.File) -> None:
+        """Compute the derived figures from the data, in a fixed order, and mark the store complete."""
+        split = f["split"][...]  # (N,)
+        total = np.zeros(self.latent_dim, dtype="f8")  # (D,)
+        for lo in range(0, self.rows, CHUNK_ROWS):
+            keep = split[lo:lo + CHUNK_ROWS] == 0
+            total += f["sigma"][lo:lo + CHUNK_ROWS][keep].sum(axis=0, dtype="f8")
+        f["sigma_sum"][...] = total
+        f.attrs["train_rows"] = int((split == 0).sum())
+        f.attrs["rows_written"] = self.rows
+        f.attrs["complete"] = True
 
     def __exit__(self, exc_type, exc, tb):
         f = self.file
         if f is None:
             return False
         if exc_type is None and self.rows_done == self.rows:
-            f.attrs["complete"] = True
+            self._finish(f)
             f.close()
             os.replace(self.partial, self.path)
+            self.progress.unlink(missing_ok=True)
         else:
             f.close()  # keep the partial file: the next encode resumes from it
         return False
@@ -114,8 +154,14 @@ class LatentStore:
         self.fingerprint: str = str(file.attrs["fingerprint"])
         self.attribute_names: list[str] = json.loads(file.attrs["attribute_names"])
         self.meta: dict = json.loads(file.attrs.get("meta", "{}"))
+        if not (isinstance(self.attribute_names, list) and all(isinstance(a, str) for a in self.attribute_names)
+                and isinstance(self.meta, dict)):
+            raise ValueError("malformed attribute names or meta")
         self.rows, self.latent_dim = file["mu"].shape
-        self.split = torch.from_numpy(file["split"][...].astype("i1"))  # (N,)
+        kinds = {key: file[key].dtype.kind for key in ("mu", "sigma", "attributes", "split")}
+        if kinds["mu"] != "f" or kinds["sigma"] != "f" or kinds["attributes"] not in "biu" or kinds["split"] not in "iu":
+            raise ValueError(f"unexpected data types {kinds}")
+        self.split = torch.from_numpy(np.ascontiguousarray(file["split"][...], dtype="i1"))  # (N,)
 
     @classmethod
     def open(cls, path: str | Path) -> "LatentStore":
@@ -139,16 +185,18 @@ class LatentStore:
                 if key not in f:
                     raise LctkError(f"latent store {path} lacks {key!r}; re-run `lctk encode {path.parent}`")
             store = cls(path, f)
-            if f["sigma"].shape != f["mu"].shape or len(store.split) != store.rows \
-                    or f["attributes"].shape[0] != store.rows:
+            if f["sigma"].shape != f["mu"].shape or store.split.shape != (store.rows,) \
+                    or f["attributes"].shape != (store.rows, len(store.attribute_names)) \
+                    or f["sigma_sum"].shape != (store.latent_dim,):
                 raise LctkError(f"latent store {path} has inconsistent shapes; re-run `lctk encode {path.parent}`")
             return store
         except LctkError:
             f.close()
             raise
-        except (KeyError, ValueError, OSError, json.JSONDecodeError) as e:
+        except Exception as e:  # noqa: BLE001 - h5py and json raise many kinds of error on a damaged file
             f.close()
-            raise LctkError(f"latent store {path} is damaged ({e}); re-run `lctk encode {path.parent}`") from None
+            text = " ".join(str(e).split()) or type(e).__name__
+            raise LctkError(f"latent store {path} is damaged ({text}); re-run `lctk encode {path.parent} --force`") from None
 
     def close(self) -> None:
         """Close the file."""
@@ -167,10 +215,21 @@ class LatentStore:
             raise LctkError(f"latents {self.path} were encoded by another backbone (fingerprint {self.fingerprint}, "
                             f"backbone is {expected}); re-encode with `lctk encode {self.path.parent} --force`")
 
+    def _damaged(self, e: Exception) -> LctkError:
+        text = " ".join(str(e).split()) or type(e).__name__
+        return LctkError(f"latent store {self.path} is damaged ({text}); re-run `lctk encode {self.path.parent} --force`")
+
     def sigma_bar(self) -> Tensor:
         """``(D,)`` per-dimension mean encoder sigma over the training part."""
-        n = max(1, int(self.file.attrs["train_rows"]))
-        return torch.from_numpy(self.file["sigma_sum"][...] / n).float()
+        try:
+            n = max(1, int(self.file.attrs["train_rows"]))
+            sigma_bar = torch.from_numpy(np.asarray(self.file["sigma_sum"][...], dtype="f8") / n).float()  # (D,)
+        except Exception as e:  # noqa: BLE001 - a damaged file fails in many ways inside h5py
+            raise self._damaged(e) from None
+        if not torch.isfinite(sigma_bar).all():
+            raise LctkError(f"latent store {self.path} holds NaN or infinite values; re-run "
+                            f"`lctk encode {self.path.parent} --force`")
+        return sigma_bar
 
     def rows_of(self, part: str = "train") -> Tensor:
         """``(M,)`` row indices of ``train``, ``test`` or ``all``."""
@@ -181,17 +240,21 @@ class LatentStore:
     def load(self, part: str = "train") -> tuple[Tensor, Tensor, Tensor]:
         """In memory: ``mu (M, D)``, ``sigma (M, D)``, ``attributes (M, A)`` bool for ``part``."""
         rows = self.rows_of(part).numpy()
-        mu = torch.from_numpy(self._take("mu", rows))
-        sigma = torch.from_numpy(self._take("sigma", rows))
-        attrs = torch.from_numpy(self._take("attributes", rows).astype(bool))
+        mu = torch.from_numpy(self._take("mu", rows, "f4"))  # (M, D)
+        sigma = torch.from_numpy(self._take("sigma", rows, "f4"))  # (M, D)
+        attrs = torch.from_numpy(self._take("attributes", rows, "?"))  # (M, A)
         if not (torch.isfinite(mu).all() and torch.isfinite(sigma).all()):
             raise LctkError(f"latent store {self.path} holds NaN or infinite values; re-run "
                             f"`lctk encode {self.path.parent} --force`")
         return mu, sigma, attrs
 
-    def _take(self, key: str, rows: np.ndarray) -> np.ndarray:
-        data = self.file[key][...]  # contiguous read, then select: far faster than fancy indexing in HDF5
-        return data[rows]
+    def _take(self, key: str, rows: np.ndarray, dtype: str) -> np.ndarray:
+        """Rows ``rows`` of dataset ``key`` as a native-order array of ``dtype``."""
+        try:
+            data = self.file[key][...]  # contiguous read, then select: far faster than fancy indexing in HDF5
+            return np.ascontiguousarray(data[rows], dtype=dtype)
+        except Exception as e:  # noqa: BLE001 - a damaged file fails in many ways inside h5py
+            raise self._damaged(e) from None
 
     def stream(self, batch_size: int, part: str = "train", generator: torch.Generator | None = None,
                block_rows: int = 8 * CHUNK_ROWS, buffer_blocks: int = 4) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
@@ -210,8 +273,9 @@ class LatentStore:
                     lo, hi = b * block_rows, min(self.rows, (b + 1) * block_rows)
                     split = self.split[lo:hi]
                     keep = split == want if part != "all" else torch.ones(hi - lo, dtype=torch.bool)
-                    item = (torch.from_numpy(self.file["mu"][lo:hi])[keep], torch.from_numpy(self.file["sigma"][lo:hi])[keep],
-                            torch.from_numpy(self.file["attributes"][lo:hi].astype(bool))[keep])
+                    item = (torch.from_numpy(np.ascontiguousarray(self.file["mu"][lo:hi], dtype="f4"))[keep],
+                            torch.from_numpy(np.ascontiguousarray(self.file["sigma"][lo:hi], dtype="f4"))[keep],
+                            torch.from_numpy(np.ascontiguousarray(self.file["attributes"][lo:hi], dtype="?"))[keep])
                     while not stop.is_set():
                         try:
                             blocks.put(item, timeout=0.1)

@@ -48,6 +48,14 @@ def load_dataset(spec: dict[str, Any], progress=None) -> Dataset:
     return dataset
 
 
+def state_dict_problem(e: RuntimeError) -> str:
+    """The telling line of a ``load_state_dict`` error (the first one only says "Error(s) in loading")."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    telling = [line for line in lines[1:] if line.startswith(("size mismatch", "Missing key", "Unexpected key"))]
+    text = (telling or lines or [type(e).__name__])[0]
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 class RunDir:
     """A run folder on disk. Paths, run.json, and loading the backbone and dataset it names."""
 
@@ -124,7 +132,7 @@ class RunDir:
             backbone.load_state_dict(tensors)
         except RuntimeError as e:
             raise LctkError(f"backbone weights {self.weights_path} do not fit the config in run.json "
-                            f"({str(e).splitlines()[0]})") from None
+                            f"({state_dict_problem(e)})") from None
         backbone.eval()
         for p in backbone.parameters():
             p.requires_grad_(False)

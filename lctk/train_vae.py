@@ -1,8 +1,11 @@
-"""`lctk train-vae` as a Python function: create (or resume) a run folder and train its backbone."""
+"""`lctk train-vae` as a Python function: create (or resume) a run folder and train its backbone, in one
+process or in each of the processes torchrun starts (see docs/distributed.md)."""
 
 from __future__ import annotations
 
 import dataclasses
+import gc
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -10,8 +13,10 @@ import torch
 
 from lctk import distributed
 from lctk.config import to_dict
+from lctk.distributed import DistInfo
 from lctk.errors import LctkError
 from lctk.interfaces import Backbone, Dataset
+from lctk.io import is_temp, sweep_stale_temps
 from lctk.plugins import get_registries
 from lctk.progress import Progress
 from lctk.run import RunDir, load_dataset
@@ -42,47 +47,86 @@ def write_pictures(run: RunDir, backbone: Backbone, dataset: Dataset, seed: int 
 
 def train_vae(out: str | Path, *, backbone: str | None = None, data: str | None = None, data_dir: str | Path | None = None,
               data_options: Mapping[str, str] | None = None, max_examples: int | None = None,
-              settings: TrainSettings | None = None, overrides: Mapping[str, Any] | None = None,
+              settings: TrainSettings | Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None,
               resume: bool = False, device: str = "auto", progress: Progress | None = None) -> RunDir:
     """Train a backbone on a dataset into run folder ``out`` and return it.
 
-    ``overrides`` set backbone config fields (``latent_dim``, ``sigma_x``, ...). With ``resume``, continue the
-    run in ``out`` from its checkpoint (``settings.epochs`` may extend it); a run folder that already exists
-    is never overwritten otherwise.
+    ``settings``: a full `TrainSettings`, or only the fields to change (a mapping) on top of the defaults or,
+    with ``resume``, of the run's recorded settings. ``overrides`` set backbone config fields (``latent_dim``,
+    ``sigma_x``, ...). With ``resume``, continue the run in ``out`` from its checkpoint (``epochs`` may extend
+    it); a run folder that already exists is never overwritten otherwise. Under torchrun every process calls
+    this; rank 0 alone reads and writes ``out``.
     """
     run = RunDir(out)
     dist = distributed.setup(device)
-    progress = progress or Progress(enabled=dist.is_main)
-    settings = settings or TrainSettings()
+    try:
+        result = _train_vae(run, dist, backbone, data, data_dir, data_options, max_examples,
+                            settings, overrides, resume, progress or Progress(enabled=dist.is_main))
+    except BaseException:
+        if dist.owns_group:
+            gc.collect()  # what still refers to the process group goes first
+            distributed.teardown(synchronise=False)
+        raise
+    if dist.owns_group:
+        gc.collect()
+        distributed.teardown()
+    return result
+
+
+def _settings(given: TrainSettings | Mapping[str, Any] | None, stored: Any) -> TrainSettings:
+    """``given`` if complete, else the defaults updated by ``stored`` (a run's record, or the backbone's
+    training defaults) and then ``given``."""
+    if isinstance(given, TrainSettings):
+        return given
+    fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    unknown = sorted(set(given or {}) - fields)
+    if unknown:
+        raise LctkError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+    values = {k: v for k, v in (stored if isinstance(stored, dict) else {}).items() if k in fields}
+    values.update(given or {})
+    return TrainSettings(**{**dataclasses.asdict(TrainSettings()), **values})
+
+
+def _train_vae(run: RunDir, dist: DistInfo, backbone, data, data_dir, data_options, max_examples,
+               given, overrides, resume: bool, progress: Progress) -> RunDir:
     if resume:
-        info = run.read()
-        _refuse_changes(info, backbone, data, data_dir, data_options, max_examples, overrides)
-        dataset = load_dataset(info["dataset"], progress)
-        backbone_cls = get_registries().backbone(info["backbone"])
-        config = backbone_cls.configure({}, info["backbone_config"])
+        def read_run() -> bytes:
+            info = run.read()
+            _refuse_changes(info, backbone, data, data_dir, data_options, max_examples, overrides)
+            return json.dumps({"info": info, "has_checkpoint": run.checkpoint_path.is_file()}).encode()
+
+        shared = json.loads(distributed.share_from_main(read_run, "reading the run"))
+        info, has_checkpoint = shared["info"], shared["has_checkpoint"]
+        settings = _settings(given, info.get("training"))
+
+        def prepare():
+            dataset = load_dataset(info["dataset"], progress)
+            backbone_cls = get_registries().backbone(info["backbone"])
+            return dataset, backbone_cls, backbone_cls.configure({}, info["backbone_config"])
+
+        dataset, backbone_cls, config = distributed.main_first(prepare, "loading the dataset")
     else:
-        if run.path.exists() and any(run.path.iterdir()):
-            raise LctkError(f"run folder {run.path} already exists; pass --resume to continue it or choose another --out")
-        if not backbone or not data:
-            raise LctkError("a new run needs --backbone and --data (see `lctk plugins` for what is installed)")
-        backbone_cls = get_registries().backbone(backbone)
-        entry = get_registries().dataset(data)
-        spec = {"name": entry.name, "data_dir": str(data_dir) if data_dir else None, "options": dict(data_options or {}),
-                "max_examples": max_examples, "seed": settings.seed}
-        dataset = load_dataset(spec, progress)
-        spec["modality"] = dataset.modality
-        spec["spec"] = dataset.spec
-        spec["attribute_names"] = dataset.attribute_names
-        config = backbone_cls.configure(dataset.spec, overrides)
-        info = {"backbone": backbone.lower(), "backbone_config": to_dict(config), "dataset": spec}
+        # the backbone's own training defaults (e.g. a batch size it learns best with) apply unless given
+        defaults = get_registries().backbone(backbone).training_defaults if backbone else None
+        settings, has_checkpoint = _settings(given, defaults), False
+        distributed.share_from_main(lambda: _check_new(run, backbone, data), "checking the run folder")
+
+        def prepare():
+            backbone_cls = get_registries().backbone(backbone)
+            entry = get_registries().dataset(data)
+            spec = {"name": entry.name, "data_dir": str(data_dir) if data_dir else None,
+                    "options": dict(data_options or {}), "max_examples": max_examples, "seed": settings.seed}
+            dataset = load_dataset(spec, progress)
+            spec.update(modality=dataset.modality, spec=dataset.spec, attribute_names=dataset.attribute_names)
+            config = backbone_cls.configure(dataset.spec, overrides)
+            return dataset, backbone_cls, config, {"backbone": backbone.lower(), "backbone_config": to_dict(config),
+                                                   "dataset": spec}
+
+        dataset, backbone_cls, config, info = distributed.main_first(prepare, "loading the dataset")
     info["training"] = dataclasses.asdict(settings)
     info["status"] = "training"
     torch.manual_seed(settings.seed)
     model = backbone_cls(config)
-    if dist.is_main:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write(info)
-    distributed.barrier()
 
     def on_epoch_end(epoch: int, record: dict[str, Any]) -> None:
         info["history"] = trainer.history
@@ -90,17 +134,46 @@ def train_vae(out: str | Path, *, backbone: str | None = None, data: str | None 
 
     trainer = VAETrainer(model, dataset, settings, run.checkpoint_path, dist=dist, progress=progress,
                          on_epoch_end=on_epoch_end)
+
+    if has_checkpoint:  # before run.json changes: a checkpoint that cannot be read leaves the run as it was
+        trainer.restore()
+
+    def start() -> bytes:
+        run.path.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(run.path)
+        run.write(info)
+        return b""
+
+    distributed.share_from_main(start, "writing run.json")
     try:
-        trainer.train(resume=resume and run.checkpoint_path.exists())
+        trainer.train()
     except KeyboardInterrupt:
-        raise LctkError(f"interrupted at step {trainer.step}; continue with `lctk train-vae --out {run.path} --resume`") from None
-    if dist.is_main:
+        raise distributed.everywhere(LctkError(f"interrupted at step {trainer.step}; continue with "
+                                               f"`lctk train-vae --out {run.path} --resume`")) from None
+    finally:
+        trainer.close()
+
+    def finish() -> bytes:
         run.save_backbone(model)
         info.update(status="trained", history=trainer.history)
         run.write(info)
         write_pictures(run, model, dataset, settings.seed)
-    distributed.barrier()
+        return b""
+
+    distributed.share_from_main(finish, "writing the trained backbone")
     return run
+
+
+def _check_new(run: RunDir, backbone: str | None, data: str | None) -> bytes:
+    """Refuse to start a new run in a folder that holds anything (leftover temporary files aside)."""
+    if run.path.exists():
+        if not run.path.is_dir():
+            raise LctkError(f"--out {run.path} is a file; choose a folder for the run")
+        if any(not is_temp(p) for p in run.path.iterdir()):
+            raise LctkError(f"run folder {run.path} already exists; pass --resume to continue it or choose another --out")
+    if not backbone or not data:
+        raise LctkError("a new run needs --backbone and --data (see `lctk plugins` for what is installed)")
+    return b""
 
 
 def _refuse_changes(info, backbone, data, data_dir, data_options, max_examples, overrides) -> None:

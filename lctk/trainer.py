@@ -20,6 +20,7 @@ from lctk import distributed
 from lctk.checkpoint import load_checkpoint, save_checkpoint
 from lctk.distributed import DistInfo
 from lctk.errors import LctkError, TrainingDiverged
+from lctk.io import tensors_bytes
 from lctk.interfaces import Backbone, Dataset
 from lctk.interrupt import GracefulStop
 from lctk.progress import Progress
@@ -82,8 +83,9 @@ class VAETrainer:
         n = len(self.train_indices)
         self.batch_size = min(settings.batch_size, n)
         if self.batch_size % self.dist.world_size:
-            raise LctkError(f"--batch-size {self.batch_size} is not divisible by the {self.dist.world_size} "
-                            "processes; choose a multiple")
+            raise distributed.everywhere(LctkError(
+                f"--batch-size {self.batch_size} is not divisible by the {self.dist.world_size} processes; choose a "
+                "multiple"))
         self.steps_per_epoch = max(1, n // self.batch_size)
         self.total_steps = settings.epochs * self.steps_per_epoch
         backbone.to(self.dist.device)
@@ -94,11 +96,18 @@ class VAETrainer:
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self._sums = _EpochSums()
-        self._perm: torch.Tensor | None = None
+        self._perm: torch.Tensor | None = None  # (N_train,) the current epoch's order
+        self._perm_epoch = -1
+
+    def close(self) -> None:
+        """Drop the DistributedDataParallel wrapper (and its reducer), which must go before the process group
+        does: gloo aborts the process when it is torn down later, at interpreter exit."""
+        self.model = _ELBO(self.backbone)
 
     # -- state ---------------------------------------------------------------------------------------------
     def save(self) -> None:
-        """Write the checkpoint (rank 0 only)."""
+        """Write the checkpoint (rank 0 only; every rank checks the weights are finite first)."""
+        self._check_finite()
         if not self.dist.is_main:
             return
         save_checkpoint(self.checkpoint_path, modules={"backbone": self.backbone}, optimizers={"adam": self.optimizer},
@@ -106,17 +115,37 @@ class VAETrainer:
                               "settings": dataclasses.asdict(self.settings)})
 
     def restore(self) -> None:
-        """Continue from the checkpoint: weights, optimizer, step, history."""
+        """Continue from the checkpoint: weights, optimizer, step, history. Rank 0 reads the file and sends
+        it to the other ranks. A changed ``lr`` applies from here on (e.g. after a divergence)."""
+        data = distributed.share_from_main(lambda: tensors_bytes(self.checkpoint_path, "checkpoint"),
+                                           "reading the checkpoint") if self.dist.distributed else None
+        try:
+            self._restore(data)
+        except distributed.PeerFailed:
+            raise
+        except LctkError as e:  # the same bytes on every rank: the same error, said once
+            raise distributed.everywhere(e) from None
+
+    def _restore(self, data: bytes | None) -> None:
         meta = load_checkpoint(self.checkpoint_path, modules={"backbone": self.backbone},
-                               optimizers={"adam": self.optimizer})
+                               optimizers={"adam": self.optimizer}, data=data)
         saved = meta.get("settings", {})
-        for key in ("batch_size", "seed", "lr"):
-            if key in saved and saved[key] != getattr(self.settings, key):
+        for key in ("batch_size", "seed"):
+            if isinstance(saved, dict) and key in saved and saved[key] != getattr(self.settings, key):
                 raise LctkError(f"--{key.replace('_', '-')} {getattr(self.settings, key)} differs from the "
                                 f"checkpoint's {saved[key]}; resume with the same value")
-        self.step = int(meta["step"])
-        self.history = list(meta.get("history", []))
-        self._sums = _EpochSums(**meta.get("epoch_sums", {}))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.settings.lr
+        try:
+            step = meta["step"]
+            if not isinstance(step, int) or step < 0:
+                raise ValueError
+            history = list(meta.get("history", []))
+            sums = _EpochSums(**meta.get("epoch_sums", {}))
+        except (KeyError, ValueError, TypeError):
+            raise LctkError(f"checkpoint {self.checkpoint_path} is damaged (its progress record); delete it to "
+                            "start over") from None
+        self.step, self.history, self._sums = step, history, sums
 
     # -- the loop ------------------------------------------------------------------------------------------
     def _batch_indices(self, step: int) -> torch.Tensor:
@@ -129,21 +158,53 @@ class VAETrainer:
     def _train_step(self, step: int) -> dict[str, float]:
         global_idx = self._batch_indices(step)  # (B,)
         shard = global_idx.chunk(self.dist.world_size)[self.dist.rank]  # (B / world,)
-        x = self.dataset.fetch(shard).to(self.dist.device)
+        x = self.dataset.fetch(shard).to(self.dist.device)  # (B / world, ...)
+        bad = ~torch.isfinite(x.reshape(len(x), -1)).all(dim=1) if x.is_floating_point() \
+            else torch.zeros(len(x), dtype=torch.bool, device=x.device)  # (B / world,)
         eps_all = torch.randn(len(global_idx), self.backbone.latent_dim,
                               generator=_generator(self.settings.seed, 2, step))  # (B, D)
-        eps = eps_all.chunk(self.dist.world_size)[self.dist.rank].to(self.dist.device)
+        eps = eps_all.chunk(self.dist.world_size)[self.dist.rank].to(self.dist.device)  # (B / world, D)
         terms = self.model(x, eps)
         loss = terms["loss"]
-        figures = torch.stack([loss.detach(), terms["reconstruction"].detach().mean(), terms["kl"].detach().mean()])
-        figures = distributed.all_reduce_mean(figures).cpu()
+        figures = torch.stack([loss.detach(), terms["reconstruction"].detach().mean(), terms["kl"].detach().mean(),
+                               bad.sum().to(loss.dtype)])  # (4,): three means over the shard, a count
+        figures = distributed.all_reduce_sum(figures).cpu()
+        if figures[3] > 0:
+            self._refuse_bad_data(shard[bad.cpu()])
+        figures = figures[:3] / self.dist.world_size  # (3,) means over the global batch
         if not torch.isfinite(figures).all():
-            raise TrainingDiverged(f"loss became {figures[0].item()} at step {step + 1}; the last good checkpoint "
-                                   f"({self.checkpoint_path.name}) was kept; lower --lr and resume")
+            raise distributed.everywhere(TrainingDiverged(
+                f"loss became {figures[0].item()} at step {step + 1}; {self._kept()}; lower --lr and resume with --resume"))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return {"loss": figures[0].item(), "reconstruction": figures[1].item(), "kl": figures[2].item()}
+
+    def _refuse_bad_data(self, local_bad: torch.Tensor) -> None:
+        """Stop (every rank alike) naming the first example of the global batch that holds NaN or inf."""
+        first = torch.tensor([float(local_bad.min()) if len(local_bad) else math.inf])
+        if self.dist.distributed:
+            import torch.distributed as dist
+
+            first = first.to(self.dist.device)
+            dist.all_reduce(first, op=dist.ReduceOp.MIN)
+        raise distributed.everywhere(LctkError(
+            f"example {int(first.item())} of dataset {self.dataset.name} holds NaN or infinite values; fix the data "
+            "(nothing was trained on it)"))
+
+    def _kept(self) -> str:
+        """How the checkpoint stands, for a divergence message."""
+        if self.checkpoint_path.is_file():
+            return f"the last good checkpoint ({self.checkpoint_path.name}) was kept"
+        return "no checkpoint had been written yet"
+
+    def _check_finite(self) -> None:
+        """Refuse to checkpoint weights that are no longer finite (the previous checkpoint stays)."""
+        for name, p in self.backbone.named_parameters():
+            if not torch.isfinite(p).all():
+                raise distributed.everywhere(TrainingDiverged(
+                    f"weight {name} became NaN or infinite at step {self.step}; {self._kept()}; lower --lr and "
+                    "resume with --resume"))
 
     def train(self, resume: bool = False) -> list[dict[str, Any]]:
         """Run to ``settings.epochs`` (from the checkpoint if ``resume``); return the per-epoch history."""
@@ -167,7 +228,7 @@ class VAETrainer:
                 end_of_epoch = self.step % self.steps_per_epoch == 0
                 if end_of_epoch:
                     self._close_epoch(epoch)
-                stopping = distributed.broadcast_flag(stop.requested)
+                stopping = distributed.any_flag(stop.requested)
                 if end_of_epoch or stopping or (every and self.step % every == 0) or \
                         (not every and time.monotonic() - last_save > 60):
                     self.save()
@@ -187,6 +248,7 @@ class VAETrainer:
                   "examples_per_second": round(s.steps * self.batch_size / max(s.seconds, 1e-9), 1)}
         for key in ("loss", "reconstruction", "kl"):
             if not math.isfinite(record[key]):
-                raise TrainingDiverged(f"epoch {epoch} mean {key} is {record[key]}; lower --lr and resume")
+                raise distributed.everywhere(TrainingDiverged(
+                    f"epoch {epoch} mean {key} is {record[key]}; {self._kept()}; lower --lr and resume with --resume"))
         self.history.append(record)
         self._sums = _EpochSums()

@@ -73,7 +73,7 @@ def test_actor_starts_near_identity():
 
 def test_critic_negatives_include_mismatched_labels(monkeypatch):
     """The realism critic sees real latents with another example's labels as fakes."""
-    config = ConstraintConfig(width=16, depth=1, batch_size=32, steps=1, classifier_steps=1)
+    config = ConstraintConfig(width=16, depth=1, batch_size=32, steps=1, classifier_steps=1, gp_weight=0)
     targets = [Target("a", "attribute"), Target("b", "attribute")]
     model = LatentConstraint("t", targets, 4, config, torch.ones(4), "fp")
     labels = torch.tensor([[1, 0], [0, 1]]).repeat(50, 1)

@@ -5,12 +5,16 @@ Every user error ends as one line on stderr and a non-zero exit, never a traceba
 
 from __future__ import annotations
 
-import sys
+import os
 
 import click
 
 from lctk import __version__
 from lctk.errors import LctkError
+
+
+#: Commands that may run under torchrun, one process per rank (see docs/distributed.md).
+MULTI_PROCESS = {"train-vae"}
 
 
 class LctkGroup(click.Group):
@@ -43,15 +47,31 @@ class LctkGroup(click.Group):
         self._ensure_plugin_commands()
         return super().get_command(ctx, name)
 
+    def resolve_command(self, ctx, args):
+        """Find the subcommand; under torchrun only commands that train with several processes may run."""
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and command.name not in MULTI_PROCESS:
+            error = LctkError(f"`lctk {command.name}` runs in one process; start it without torchrun "
+                              f"(only {', '.join(sorted(MULTI_PROCESS))} uses several)")
+            error.quiet = os.environ.get("RANK", "0") != "0"  # rank 0 says it once
+            raise error
+        return name, command, rest
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except LctkError as e:
-            click.echo(f"error: {e}", err=True)
+            if not getattr(e, "quiet", False):  # under torchrun, an error all ranks share is printed by rank 0
+                click.echo(f"error: {_one_line(str(e))}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(130)
+
+
+def _one_line(text: str) -> str:
+    """The message on one line (a message is never allowed to spill into a second line)."""
+    return " ".join(text.split()) or "failed"
 
 
 @click.group(cls=LctkGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -23,7 +23,7 @@ RULE = click.option("--rule", "rules", multiple=True, metavar="SPEC",
 @RULE
 @click.option("--all-attributes", is_flag=True, help="Constrain every attribute of the run's data.")
 @click.option("--name", help="Constraint name [the targets joined by +, or realism].")
-@click.option("--lambda-dist", type=click.FloatRange(min=0), help="Weight of the distance penalty [0.1].")
+@click.option("--lambda-dist", type=click.FloatRange(min=0), help="Weight of the distance penalty [0.001].")
 @click.option("--steps", type=click.IntRange(min=1), help="Actor steps.")
 @click.option("--set", "settings_", multiple=True, metavar="KEY=VALUE",
               help="Any other training setting (width, depth, critic_steps, gp_weight, lr, ...).")
@@ -54,41 +54,48 @@ def add_constraint_cmd(run, attrs, rules, all_attributes, name, lambda_dist, ste
 @RUN
 @ATTR
 @RULE
-@click.option("-n", "count", type=click.IntRange(min=1), default=64, show_default=True, help="Number of samples.")
+@click.option("-n", "count", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Number of samples (per row with --each).")
 @click.option("--method", type=click.Choice(["actor", "optimize"]), default="actor", show_default=True)
+@click.option("--each", is_flag=True, help="One row per attribute (the --attr ones, else every constrained one).")
 @click.option("--prior", is_flag=True, help="Raw prior samples (no constraint), for comparison.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Output file or folder [RUN/samples/...].")
-def sample_cmd(run, attrs, rules, count, method, prior, seed, out):
+def sample_cmd(run, attrs, rules, count, method, each, prior, seed, out):
     """Write samples that satisfy the given attributes/rules (none: realism-constrained samples)."""
-    from lctk.engine.sampling import Sampler
+    import torch
+
     from lctk.engine.constraint_set import folder_name
+    from lctk.engine.sampling import Sampler
+    from lctk.engine.targets import Target
     from lctk.errors import LctkError
     from lctk.plugins import get_registries
 
     sampler = Sampler(run)
     try:
         writer = get_registries().writer(sampler.run.modality(sampler.info))
+        labels = None
         if prior:
-            if attrs or rules:
-                raise LctkError("--prior draws unconstrained samples; drop --attr/--rule or --prior")
-            z = sampler.backbone.prior_sample(count, torch_generator(seed))
+            if attrs or rules or each:
+                raise LctkError("--prior draws unconstrained samples; drop --attr/--rule/--each or --prior")
+            outputs = sampler.decode(sampler.backbone.prior_sample(count, torch.Generator().manual_seed(seed)))
+            label = "prior"
+        elif each:
+            wants = sampler.wants(attrs, rules) or [Target(a, "attribute") for a in sampler.constrained_attributes()]
+            if not wants:
+                raise LctkError(f"run {sampler.run.path} has no attribute constraints for --each; add one first")
+            rows = [sampler.decode(sampler.latents([t], count, method=method, seed=seed + i)[1]) for i, t in enumerate(wants)]
+            outputs, labels, label = torch.cat(rows), [str(t) for t in wants], "each"
         else:
-            _, z = sampler.latents(sampler.wants(attrs, rules), count, method=method, seed=seed)
-        outputs = sampler.decode(z)
-        label = "prior" if prior else (folder_name("+".join([*attrs, *rules])) if attrs or rules else "realism")
-        out = out or sampler.run.path / "samples" / f"{label}-{method if not prior else 'raw'}{writer.default_suffix}"
-        files = writer.write_batch(outputs, out)
+            outputs = sampler.decode(sampler.latents(sampler.wants(attrs, rules), count, method=method, seed=seed)[1])
+            label = folder_name("+".join([*attrs, *rules])) if attrs or rules else "realism"
+        name = f"{label}-{method}" if not prior else label
+        out = out or sampler.run.path / "samples" / f"{name}{writer.default_suffix}"
+        files = writer.write_batch(outputs, out, columns=count if each else None, labels=labels)
     finally:
         sampler.close()
-    console.print(f"wrote {count} samples: " + ", ".join(str(f) for f in files[:3]) +
+    console.print(f"wrote {len(outputs)} samples: " + ", ".join(str(f) for f in files[:3]) +
                   (f" (+{len(files) - 3} more)" if len(files) > 3 else ""), highlight=False)
-
-
-def torch_generator(seed: int):
-    import torch
-
-    return torch.Generator().manual_seed(seed)
 
 
 @click.command("transform")
@@ -99,12 +106,12 @@ def torch_generator(seed: int):
 @ATTR
 @RULE
 @click.option("--steps", type=click.IntRange(min=1), help="Optimisation steps [300].")
-@click.option("--w-dist", type=click.FloatRange(min=0), help="Weight of the distance to the input [0.1].")
+@click.option("--w-dist", type=click.FloatRange(min=0), help="Weight of the distance to the input [0.003].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file or folder.")
 def transform_cmd(run, input_, indices, attrs, rules, steps, w_dist, seed, out):
     """Identity-preserving edit: the smallest latent move that gives the input the wanted attributes."""
-    from lctk.engine.optimize import OptimizeSettings
+    from lctk.engine.optimize import TRANSFORM_SETTINGS, OptimizeSettings
     from lctk.engine.sampling import Sampler
     from lctk.errors import LctkError
     from lctk.plugins import get_registries
@@ -124,7 +131,7 @@ def transform_cmd(run, input_, indices, attrs, rules, steps, w_dist, seed, out):
             if bad:
                 raise LctkError(f"--index {bad[0]} is out of range; the dataset has {len(dataset)} examples")
             x = dataset.fetch(torch.tensor(indices))
-        defaults = OptimizeSettings()
+        defaults = TRANSFORM_SETTINGS
         settings = OptimizeSettings(steps=steps or defaults.steps, lr=defaults.lr,
                                     w_dist=defaults.w_dist if w_dist is None else w_dist)
         z0, z1 = sampler.transform_latents(x, wants, seed=seed, settings=settings)

@@ -32,30 +32,28 @@ def train_vae_cmd(backbone, data, data_dir, data_option, out, epochs, batch_size
                   settings_, lr, max_examples, seed, checkpoint_every, device, resume):
     """Train a VAE backbone on a dataset into a run folder (checkpoints, pictures, run.json)."""
     from lctk.errors import LctkError
-    from lctk.run import RunDir
     from lctk.train_vae import train_vae
-    from lctk.trainer import TrainSettings
 
     if out is None:
         if resume or not backbone or not data:
             raise LctkError("--out RUN is required" + (" with --resume" if resume else " unless --backbone and --data are given"))
         out = Path("runs") / f"{backbone}-{data}"
-    stored = RunDir(out).read().get("training", {}) if resume else {}
-    settings = TrainSettings(**{**TrainSettings().__dict__, **stored})
-    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed),
-                       ("checkpoint_every", checkpoint_every)):
-        if value is not None:
-            setattr(settings, key, value)
+    given = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed),
+                                           ("checkpoint_every", checkpoint_every)) if value is not None}
     overrides = {"latent_dim": latent_dim, "sigma_x": sigma_x, "beta": beta, **parse_pairs(settings_, "--set")}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     run = train_vae(out, backbone=backbone, data=data, data_dir=data_dir, data_options=parse_pairs(data_option, "--data-option"),
-                    max_examples=max_examples, settings=settings, overrides=overrides, resume=resume, device=device)
+                    max_examples=max_examples, settings=given, overrides=overrides, resume=resume, device=device)
+    from lctk.distributed import env_rank
+
+    if env_rank() != 0:  # under torchrun, rank 0 reports
+        return
     info = run.read()
     if info.get("history"):
         last = info["history"][-1]
         console.print(f"trained {info['backbone']} on {info['dataset']['name']}: epoch {last['epoch']} loss {last['loss']:.2f} "
                       f"reconstruction {last['reconstruction']:.2f} kl {last['kl']:.2f} "
-                      f"({last['seconds']:.1f} s/epoch); run folder {run.path}", highlight=False)
+                      f"({last['seconds']:.1f} s/epoch); run folder {run.path}", highlight=False, soft_wrap=True)
 
 
 @click.command("encode")

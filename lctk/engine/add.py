@@ -105,6 +105,7 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
         if dest.exists() and not force:
             raise LctkError(f"constraint {dest.name!r} already exists in {run.path}; pass --force to retrain it or "
                             "--name to keep both")
+        mu, sigma, table = store.load("train")
         request = {"targets": [dataclasses.asdict(t) for t in targets], "config": dataclasses.asdict(config),
                    "fingerprint": store.fingerprint}
         resume = (partial / "checkpoint.safetensors").is_file() and \
@@ -114,7 +115,6 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
         partial.mkdir(parents=True, exist_ok=True)
         save_json(partial / "request.json", request)
 
-        mu, sigma, table = store.load("train")
         columns = [store.attribute_names.index(t.name) for t in targets if t.kind == "attribute"]
         source = LatentSource(mu, sigma, table[:, columns])
         torch.manual_seed(config.seed)

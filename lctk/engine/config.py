@@ -13,7 +13,8 @@ class ConstraintConfig:
     linear embedding of ``embed_dim``. Optimisation: Adam(``beta1``, ``beta2``) at ``lr``; ``steps`` actor
     steps, each after ``critic_steps`` critic steps; ``classifier_steps`` steps of the attribute classifier
     first. Losses: ``lambda_dist`` weighs the distance penalty, ``lambda_attr`` the attribute/rule critics'
-    guidance of the actor, ``gp_weight`` a gradient penalty on the realism critic (0: off); a fraction
+    guidance of the actor, ``gp_weight`` a gradient penalty on the realism critic (0: off); the attribute
+    critic learns from encodings blurred by noise of up to ``attr_noise`` data standard deviations; a fraction
     ``prior_fraction`` of the critic's fakes are raw prior draws. Rules: ``rule_pool`` decoded and labelled
     latents, refreshed with ``relabel_batch`` new ones every ``relabel_every`` actor steps.
     """
@@ -22,15 +23,16 @@ class ConstraintConfig:
     depth: int = 4
     embed_dim: int = 64
     batch_size: int = 256
-    steps: int = 3000
+    steps: int = 1500
     critic_steps: int = 3
     classifier_steps: int = 1500
     lr: float = 3e-4
     beta1: float = 0.0
     beta2: float = 0.9
-    lambda_dist: float = 0.1
+    lambda_dist: float = 0.001
     lambda_attr: float = 1.0
-    gp_weight: float = 0.0
+    gp_weight: float = 10.0
+    attr_noise: float = 2.0
     prior_fraction: float = 0.1
     rule_pool: int = 8192
     relabel_every: int = 10

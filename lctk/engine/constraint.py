@@ -104,7 +104,10 @@ class LatentConstraint(Constraint, nn.Module):
             config = from_dict(ConstraintConfig, info["config"], "constraint config")
             model = cls(info["name"], targets, int(info["latent_dim"]), config, torch.ones(int(info["latent_dim"])),
                         info["fingerprint"])
-        except (KeyError, TypeError) as e:
+        except KeyError as e:
+            raise LctkError(f"constraint description {folder / 'constraint.json'} lacks {e}; retrain it with "
+                            "`lctk add-constraint ... --force`") from None
+        except TypeError as e:
             raise LctkError(f"constraint description {folder / 'constraint.json'} is damaged ({e})") from None
         tensors, _ = load_tensors(folder / "weights.safetensors", "constraint weights")
         try:

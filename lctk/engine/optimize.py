@@ -16,9 +16,15 @@ from lctk.engine.losses import distance_per_example
 class OptimizeSettings:
     """Adam on z for ``steps`` steps at ``lr``; ``w_dist`` weighs the distance penalty to the start point."""
 
-    steps: int = 300
-    lr: float = 0.05
-    w_dist: float = 0.1
+    steps: int = 200
+    lr: float = 0.1
+    w_dist: float = 0.001
+
+
+#: Sampling from prior draws: there is no identity to keep, so the distance only regularises.
+SAMPLE_SETTINGS = OptimizeSettings()
+#: Editing an encoded input: the distance penalty keeps its identity.
+TRANSFORM_SETTINGS = OptimizeSettings(steps=300, lr=0.05, w_dist=0.003)
 
 
 def optimize_latents(z0: Tensor, log_prob: Callable[[Tensor], Tensor], sigma_bar: Tensor,

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from lctk.engine.constraint import LatentConstraint
 from lctk.engine.constraint_set import REALISM, RunConstraints
-from lctk.engine.optimize import OptimizeSettings, optimize_latents
+from lctk.engine.optimize import SAMPLE_SETTINGS, TRANSFORM_SETTINGS, OptimizeSettings, optimize_latents
 from lctk.engine.targets import Target, parse_targets
 from lctk.errors import LctkError
 from lctk.latents import LatentStore
@@ -52,6 +52,11 @@ class Sampler:
         if self._table is None:
             self._table = self.store.load("train")[2]
         return self._table
+
+    def constrained_attributes(self) -> list[str]:
+        """Every attribute some trained constraint of the run covers, in the data's order."""
+        covered = {c.targets[i] for c in self.constraints.all() for i in c.attr_cols}
+        return [a for a in self.attribute_names if a in covered]
 
     def wants(self, attrs: Sequence[str] = (), rules: Sequence[str] = ()) -> list[Target]:
         """Parse ``--attr``/``--rule`` specs against this run (values kept: ``no-smiling`` wants 0)."""
@@ -123,7 +128,7 @@ class Sampler:
             c, ts = plan[0]
             with torch.no_grad():
                 return z, c.act(z, self.condition(c, ts, n, gen))
-        return z, self.optimize(z, plan, gen, settings)
+        return z, self.optimize(z, plan, gen, settings or SAMPLE_SETTINGS)
 
     def optimize(self, z0: Tensor, plan, gen: torch.Generator, settings: OptimizeSettings | None = None) -> Tensor:
         """Gradient-based optimisation from ``z0`` against the summed log-probabilities of ``plan``."""
@@ -143,7 +148,7 @@ class Sampler:
         with torch.no_grad():
             z0, _ = self.backbone.encode(x)
         gen = torch.Generator().manual_seed(seed)
-        return z0, self.optimize(z0, self._plan(wants), gen, settings)
+        return z0, self.optimize(z0, self._plan(wants), gen, settings or TRANSFORM_SETTINGS)
 
     def decode(self, z: Tensor, batch: int = 512) -> Tensor:
         """Outputs for latents ``z (B, D)``, decoded in batches."""

@@ -35,6 +35,7 @@ class LatentSource:
 
     def __init__(self, mu: Tensor, sigma: Tensor, labels: Tensor):
         self.mu, self.sigma, self.labels = mu, sigma, labels.float()
+        self.std = mu.std(dim=0) if len(mu) > 1 else torch.ones(mu.shape[1])  # (D,) spread of the encodings
 
     def __len__(self) -> int:
         return len(self.mu)
@@ -103,7 +104,11 @@ class ConstraintTrainer:
         return modules, opts
 
     def save(self) -> None:
-        """Write the training checkpoint atomically."""
+        """Write the training checkpoint atomically; weights that are no longer finite are never saved."""
+        for name, p in self.m.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingDiverged(f"weight {name} became NaN or infinite at step {self.step}; the last good "
+                                       "checkpoint was kept; run the same command again to resume from it")
         modules, opts = self._objects()
         save_checkpoint(self.checkpoint_path, modules=modules, optimizers=opts, meta={"step": self.step, "last": self.last})
 
@@ -124,11 +129,17 @@ class ConstraintTrainer:
     def _check(self, name: str, value: Tensor) -> None:
         if not torch.isfinite(value):
             raise TrainingDiverged(f"{name} loss became {value.item()} at step {self.step}; the last good checkpoint "
-                                   "was kept; lower --lr and resume with --resume")
+                                   "was kept; run the same command again to resume from it (a changed --set lr "
+                                   "starts over)")
 
     def classifier_step(self, gen: torch.Generator) -> float:
-        """One step of the attribute critic on encodings with their labels."""
-        z, labels = self.src.batch(self.c.batch_size, gen)
+        """One step of the attribute critic on encodings with their labels, blurred by noise of a random scale
+        up to ``attr_noise`` data standard deviations: the critic then answers sensibly between and around
+        the encodings too, so gradients through it lead to the attribute instead of to adversarial points."""
+        b = self.c.batch_size
+        z, labels = self.src.batch(b, gen)  # (B, D), (B, K_a)
+        scale = self.c.attr_noise * torch.rand(b, 1, generator=gen)  # (B, 1)
+        z = z + scale * torch.randn(z.shape, generator=gen) * self.src.std
         loss = sigmoid_ce(self.m.attr_critic(z), labels)
         self._check("attribute critic", loss)
         self.opt_a.zero_grad(set_to_none=True)

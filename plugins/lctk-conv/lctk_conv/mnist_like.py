@@ -48,6 +48,8 @@ def load_idx_folder(name: str, folder: Path, class_names: list[str] | None, requ
     labels = torch.from_numpy(np.concatenate([arrays["train_labels"], arrays["test_labels"]]).astype("int64"))
     if images.dtype != torch.uint8:
         raise LctkError(f"images in {folder} are {images.dtype}, expected unsigned bytes")
+    if len(labels) == 0:
+        raise LctkError(f"the IDX files in {folder} hold no images; {missing_hint}")
     num_classes = int(labels.max()) + 1
     if labels.min() < 0:
         raise LctkError(f"labels in {folder} are negative")

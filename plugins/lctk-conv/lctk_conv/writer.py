@@ -52,6 +52,11 @@ def save_png(array: np.ndarray, path: Path, scale: int = 1, labels: Sequence[str
     return path
 
 
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 def _scale(images: torch.Tensor) -> int:
     return max(1, 96 // images.shape[-1])
 
@@ -77,13 +82,16 @@ class PNGWriter(Writer):
 
     def read_input(self, path: Path, spec: Mapping[str, Any]) -> torch.Tensor:
         c, h, w = spec["input_shape"]
+        path = Path(path)
+        if not path.is_file():
+            raise LctkError(f"input image {path} does not exist")
         try:
             with Image.open(path) as img:
                 img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
-                array = np.asarray(img, dtype=np.float32) / 255.0
-        except FileNotFoundError:
-            raise LctkError(f"input image {path} does not exist") from None
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise LctkError(f"input {path} is not a readable image ({e})") from None
+                array = np.asarray(img, dtype=np.float32) / 255.0  # (H, W) or (H, W, C)
+        except UnidentifiedImageError:
+            raise LctkError(f"input {path} is not a readable image (not a format pillow knows; use PNG, JPEG, ...)") from None
+        except Exception as e:  # noqa: BLE001 - a damaged image raises many kinds of error inside pillow
+            raise LctkError(f"input {path} is not a readable image ({_one_line(e)})") from None
         x = torch.from_numpy(array)
         return rearrange(x, "h w -> 1 1 h w") if c == 1 else rearrange(x, "h w c -> 1 c h w")

@@ -163,7 +163,7 @@ def test_malformed_partition_line_is_named(celeba_dir):
     one_line_error(celeba_dir, r"no partition for 000003.jpg")
 
 
-def test_train_and_encode_through_the_cli(celeba_dir, tmp_path, run_cli):
+def test_train_encode_and_constrain_smiling_through_the_cli(celeba_dir, tmp_path, run_cli):
     out = tmp_path / "run"
     r = run_cli("train-vae", "--backbone", "conv", "--data", "celeba", "--data-dir", celeba_dir, "--out", out,
                 "--epochs", "1", "--latent-dim", "8", "--set", "width=8", "--set", "hidden=32", "--batch-size", "8")
@@ -177,6 +177,19 @@ def test_train_and_encode_through_the_cli(celeba_dir, tmp_path, run_cli):
         assert names[SMILING] == "smiling" and len(names) == 40
         assert f["attributes"][:, SMILING].tolist() == [1, 0] * 15
         assert np.array_equal(f["split"][...], [0] * 20 + [1] * 10)
+    backbone = (out / "backbone.safetensors").read_bytes()
+    tiny = ["--steps", "10", "--set", "classifier_steps=10", "--set", "width=16", "--set", "depth=1",
+            "--set", "batch_size=16"]
+    r = run_cli("add-constraint", out, "--attr", "smiling", *tiny)
+    assert r.exit_code == 0, r
+    info = json.loads((out / "constraints" / "smiling" / "constraint.json").read_text())
+    assert [t["name"] for t in info["targets"]] == ["smiling"]
+    for args in (["--attr", "Smiling"], ["--attr", "no-smiling"], ["--attr", "smiling=0", "--method", "optimize"]):
+        r = run_cli("sample", out, *args, "-n", "4", "--out", tmp_path / "s.png")
+        assert r.exit_code == 0, r
+    r = run_cli("transform", out, "--index", "1", "--attr", "smiling", "--steps", "5", "--out", tmp_path / "t.png")
+    assert r.exit_code == 0, r
+    assert (out / "backbone.safetensors").read_bytes() == backbone
 
 
 def test_read_rows_in_blocks(tmp_path, monkeypatch):
