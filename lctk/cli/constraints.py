@@ -59,9 +59,11 @@ def add_constraint_cmd(run, attrs, rules, all_attributes, name, lambda_dist, ste
 @click.option("--method", type=click.Choice(["actor", "optimize"]), default="actor", show_default=True)
 @click.option("--each", is_flag=True, help="One row per attribute (the --attr ones, else every constrained one).")
 @click.option("--prior", is_flag=True, help="Raw prior samples (no constraint), for comparison.")
+@click.option("--check", is_flag=True,
+              help="Decode, check every --rule exactly, and draw again for samples that break one (up to 10 rounds).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Output file or folder [RUN/samples/...].")
-def sample_cmd(run, attrs, rules, count, method, each, prior, seed, out):
+def sample_cmd(run, attrs, rules, count, method, each, prior, check, seed, out):
     """Write samples that satisfy the given attributes/rules (none: realism-constrained samples)."""
     import torch
 
@@ -75,6 +77,8 @@ def sample_cmd(run, attrs, rules, count, method, each, prior, seed, out):
     try:
         writer = get_registries().writer(sampler.run.modality(sampler.info))
         labels = None
+        if check and (prior or each):
+            raise LctkError("--check redraws --rule samples; it does not go with --prior or --each")
         if prior:
             if attrs or rules or each:
                 raise LctkError("--prior draws unconstrained samples; drop --attr/--rule/--each or --prior")
@@ -86,6 +90,12 @@ def sample_cmd(run, attrs, rules, count, method, each, prior, seed, out):
                 raise LctkError(f"run {sampler.run.path} has no attribute constraints for --each; add one first")
             rows = [sampler.decode(sampler.latents([t], count, method=method, seed=seed + i)[1]) for i, t in enumerate(wants)]
             outputs, labels, label = torch.cat(rows), [str(t) for t in wants], "each"
+        elif check:
+            if not rules:
+                raise LctkError("--check redraws samples that break a --rule; give at least one --rule")
+            outputs, draws = sampler.checked(sampler.wants(attrs, rules), count, method=method, seed=seed)
+            console.print(f"rules checked: {draws} samples drawn for {count}", highlight=False)
+            label = folder_name("+".join([*attrs, *rules])) + "-checked"
         else:
             outputs = sampler.decode(sampler.latents(sampler.wants(attrs, rules), count, method=method, seed=seed)[1])
             label = folder_name("+".join([*attrs, *rules])) if attrs or rules else "realism"

@@ -96,7 +96,8 @@ def _conditional(sampler, evaluator, attributes, n, seed, rows, progress) -> dic
 
 
 def _rules(sampler, evaluator, rules, n, seed, z_prior, rows) -> dict[str, Any]:
-    """Per rule: the fraction of prior samples and of actor samples that satisfy it."""
+    """Per rule: the fraction of prior samples and of actor samples that satisfy it, and what the exact check
+    of ``lctk sample --check`` gives (its satisfaction rate, and samples drawn per sample kept)."""
     out: dict[str, Any] = {}
     if not rules:
         return out
@@ -109,8 +110,14 @@ def _rules(sampler, evaluator, rules, n, seed, z_prior, rows) -> dict[str, Any]:
         figures = evaluator.evaluate("rule", decoded, target={spec: True})
         figures.pop("accuracy", None)  # the rule's own check, below, is exact
         prior_rate, actor_rate = rule(prior_out).float().mean().item(), rule(decoded).float().mean().item()
-        out[spec] = {"prior_satisfied": round(prior_rate, 4), "actor_satisfied": round(actor_rate, 4), **figures}
+        checked, draws = sampler.checked([Target(spec, "rule", True)], n, "actor", seed + 2000 + i)
+        checked_rate = rule(checked).float().mean().item()
+        checked_figures = evaluator.evaluate("rule", checked, target={spec: True})
+        checked_figures.pop("accuracy", None)
+        out[spec] = {"prior_satisfied": round(prior_rate, 4), "actor_satisfied": round(actor_rate, 4), **figures,
+                     "checked_satisfied": round(checked_rate, 4), "checked_draws_per_sample": round(draws / n, 3)}
         rows.append(_row("rule", "actor", spec, n, {"satisfied": round(actor_rate, 4), **figures}))
+        rows.append(_row("rule", "actor+check", spec, n, {"satisfied": round(checked_rate, 4), **checked_figures}))
         rows.append(_row("rule", "prior", spec, n, {"satisfied": round(prior_rate, 4)}))
     return out
 
@@ -160,8 +167,9 @@ def print_report(metrics: dict[str, Any]) -> None:
         console.print(f"conditional ({method}): mean accuracy {figures['mean_accuracy']}, mean sigma-weighted shift "
                       f"{figures['mean_sigma_weighted_shift']}", highlight=False)
     for spec, figures in metrics.get("rules", {}).items():
-        console.print(f"rule {spec}: prior {figures['prior_satisfied']:.1%} -> actor {figures['actor_satisfied']:.1%}",
-                      highlight=False)
+        console.print(f"rule {spec}: prior {figures['prior_satisfied']:.1%} -> actor {figures['actor_satisfied']:.1%}"
+                      f" -> actor with --check {figures['checked_satisfied']:.1%} "
+                      f"({figures['checked_draws_per_sample']} draws per sample)", highlight=False)
     t = metrics.get("transforms") or {}
     if t.get("success_rate") is not None:
         console.print(f"transforms: success {t['success_rate']:.1%} of {t['n']}, mean sigma-weighted shift "

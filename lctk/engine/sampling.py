@@ -15,7 +15,7 @@ from torch import Tensor
 from lctk.engine.constraint import LatentConstraint
 from lctk.engine.constraint_set import REALISM, RunConstraints
 from lctk.engine.optimize import SAMPLE_SETTINGS, TRANSFORM_SETTINGS, OptimizeSettings, optimize_latents
-from lctk.engine.targets import Target, parse_targets
+from lctk.engine.targets import Target, parse_rule, parse_targets
 from lctk.errors import LctkError
 from lctk.latents import LatentStore
 from lctk.run import RunDir, fingerprint
@@ -129,6 +129,23 @@ class Sampler:
             with torch.no_grad():
                 return z, c.act(z, self.condition(c, ts, n, gen))
         return z, self.optimize(z, plan, gen, settings or SAMPLE_SETTINGS)
+
+    def checked(self, wants: Sequence[Target], n: int, method: str = "actor", seed: int = 0,
+                rounds: int = 10) -> tuple[Tensor, int]:
+        """``(outputs, draws)``: ``n`` decoded samples for ``wants`` whose wanted rules all hold, drawing again
+        (with new seeds, up to ``rounds`` times) for those that break one; samples still failing after the last
+        round are kept as they are. ``draws`` is how many samples were drawn in all."""
+        rules = [parse_rule(t.name, self.run.modality(self.info))[1] for t in wants if t.kind == "rule" and t.value]
+        outputs = self.decode(self.latents(wants, n, method, seed)[1])
+        draws = n
+        for r in range(1, rounds + 1 if rules else 1):
+            bad = ~torch.stack([rule(outputs).bool() for rule in rules], dim=1).all(dim=1)  # (n,)
+            if not bad.any():
+                break
+            fresh = self.decode(self.latents(wants, int(bad.sum()), method, seed + 7919 * r)[1])
+            outputs[bad] = fresh
+            draws += len(fresh)
+        return outputs, draws
 
     def optimize(self, z0: Tensor, plan, gen: torch.Generator, settings: OptimizeSettings | None = None) -> Tensor:
         """Gradient-based optimisation from ``z0`` against the summed log-probabilities of ``plan``."""

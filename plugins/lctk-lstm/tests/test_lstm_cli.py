@@ -86,3 +86,45 @@ def test_evaluator_figures(tmp_path, essen):
     figures = evaluator.evaluate("conditional", c_major, target={"in-c-major": True, "key=C": True})
     assert figures["accuracy"] == 1.0 and figures["accuracy/key=C"] == 1.0
     assert evaluator.evaluate("conditional", c_major, target={"in-c-major": False})["accuracy"] == 0.0
+
+
+TINY_CONSTRAINT = ["--steps", "30", "--set", "width=32", "--set", "depth=2", "--set", "batch_size=64",
+                   "--set", "rule_pool=512", "--set", "relabel_batch=64"]
+
+
+def test_zero_shot_rule_constraint_sample_check_and_evaluate(tmp_path, run_cli, essen):
+    """add-constraint --rule learns from decoded prior samples only (no dataset labels); sample --rule writes
+    MIDI + piano roll; --check redraws breaking samples; evaluate reports prior vs actor satisfaction."""
+    import json
+
+    from lctk.run import fingerprint
+
+    run = tmp_path / "run"
+    assert run_cli("train-vae", "--backbone", "lstm", "--data", "essen", "--data-option", f"max_tunes={ESSEN_TUNES}",
+                   "--epochs", "1", "--out", run, *TINY_LSTM).exit_code == 0
+    assert run_cli("encode", run).exit_code == 0
+    weights = (run / "backbone.safetensors").read_bytes()
+
+    result = run_cli("add-constraint", run, "--rule", "density>=4", *TINY_CONSTRAINT)
+    assert result.exit_code == 0, result.output
+    folder = run / "constraints" / "density-ge-4"
+    spec = json.loads((folder / "constraint.json").read_text())
+    assert [t["kind"] for t in spec["targets"]] == ["rule"]
+    rule_metrics = json.loads((folder / "metrics.json").read_text())["rule density>=4"]
+    assert 0.0 <= rule_metrics["prior_satisfied"] <= 1.0 and 0.0 <= rule_metrics["actor_satisfied"] <= 1.0
+    assert (run / "backbone.safetensors").read_bytes() == weights  # the backbone never changes
+
+    result = run_cli("sample", run, "--rule", "density>=4", "-n", "16", "--check", "--out", tmp_path / "dense")
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "dense").glob("[0-9]*.mid"))) == 16 and (tmp_path / "dense" / "pianoroll.png").is_file()
+    assert "samples drawn for 16" in result.output
+    refused = run_cli("sample", run, "--check", "--prior")
+    assert refused.exit_code != 0 and "--check" in refused.output
+
+    result = run_cli("evaluate", run, "-n", "64", "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads((run / "metrics.json").read_text())["rules"]["density>=4"]
+    assert figures["checked_satisfied"] >= figures["actor_satisfied"]  # redrawing never loses satisfied samples
+    assert figures["checked_draws_per_sample"] >= 1.0
+    assert {"pitch_class_tv", "density_tv", "pitch_class_tv_matching", "density_tv_matching"} <= set(figures)
+    assert 0.0 <= figures["prior_satisfied"] <= 1.0
