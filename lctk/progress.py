@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import time
 from typing import Iterator
 
@@ -10,8 +12,9 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-console = Console(stderr=True)
-"""The console lctk reports on (stderr, so that stdout carries only results)."""
+console = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else 160)
+"""The console lctk reports on (stderr, so that stdout carries only results); 160 columns in logs, so that
+tables and one-line messages stay readable there."""
 
 
 class Task:

@@ -153,6 +153,11 @@ def _transforms(sampler, evaluator, dataset, attributes, m, seed, progress) -> d
             "mean_sigma_weighted_shift": round(torch.cat(shifts).mean().item(), 4) if shifts else None}
 
 
+def _cell(value: Any) -> str:
+    """A table cell: floats to 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def print_report(metrics: dict[str, Any]) -> None:
     """Rich tables of the measured sets, conditional accuracy, rules and transforms."""
     console.print("evaluator: " + ", ".join(f"{k} {v}" for k, v in metrics["evaluator"].items()), highlight=False)
@@ -161,7 +166,7 @@ def print_report(metrics: dict[str, Any]) -> None:
     for col in ("set", "method", "target", "n", *keys):
         table.add_column(col, justify="left" if col in ("set", "method", "target") else "right")
     for r in metrics["sets"]:
-        table.add_row(*[str(r.get(c, "")) for c in ("set", "method", "target", "n", *keys)])
+        table.add_row(*[_cell(r.get(c, "")) for c in ("set", "method", "target", "n", *keys)])
     console.print(table)
     for method, figures in metrics.get("conditional", {}).items():
         console.print(f"conditional ({method}): mean accuracy {figures['mean_accuracy']}, mean sigma-weighted shift "
