@@ -4,6 +4,14 @@ Make an unconditional generative model generate conditionally without retraining
 actors in its latent space (Engel, Hoffman & Roberts, ICLR 2018).
 """
 
+import os as _os
+
+# OpenMP worker threads that spin at barriers waiting for each other collapse when the cores are shared with other
+# work: constraint training on 2 shared cores ran 20x slower with torch's default wait policy than with sleeping
+# waits (docs/performance.md). Read by the OpenMP runtime when torch is first imported, so it only applies when lctk
+# is imported first (as the `lctk` command does); a value set by the user wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"
 
 #: Version of the on-disk layout of run folders, latent stores and constraints. A run written with another

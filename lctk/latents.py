@@ -26,6 +26,8 @@ from lctk.errors import LctkError
 from lctk.io import load_json, save_json
 
 CHUNK_ROWS = 4096
+#: Bytes of mu and sigma one streamed block may hold: bounds `LatentStore.stream`'s memory for wide latents.
+STREAM_BLOCK_BYTES = 16 * 2**20
 
 
 class LatentWriter:
@@ -256,10 +258,19 @@ class LatentStore:
         except Exception as e:  # noqa: BLE001 - a damaged file fails in many ways inside h5py
             raise self._damaged(e) from None
 
+    def _rows(self, key: str, lo: int, hi: int, dtype: str, keep: Tensor | None) -> Tensor:
+        """Rows ``lo:hi`` of dataset ``key`` as a tensor of ``dtype``, only those where ``keep`` (if given)."""
+        rows = torch.from_numpy(np.ascontiguousarray(self.file[key][lo:hi], dtype=dtype))
+        return rows if keep is None else rows[keep]
+
     def stream(self, batch_size: int, part: str = "train", generator: torch.Generator | None = None,
-               block_rows: int = 8 * CHUNK_ROWS, buffer_blocks: int = 4) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+               block_rows: int | None = None, buffer_blocks: int = 4) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         """Endless shuffled batches ``(mu, sigma, attributes)`` read in contiguous blocks on a background
-        thread, in memory bounded by ``buffer_blocks`` blocks; for stores larger than memory."""
+        thread, in memory bounded by ``buffer_blocks`` blocks; for stores larger than memory. Blocks are whole
+        chunks, ``8 * CHUNK_ROWS`` rows unless mu and sigma of that many rows pass `STREAM_BLOCK_BYTES`."""
+        if block_rows is None:
+            row_bytes = 2 * 4 * self.latent_dim
+            block_rows = max(CHUNK_ROWS, min(8 * CHUNK_ROWS, STREAM_BLOCK_BYTES // row_bytes // CHUNK_ROWS * CHUNK_ROWS))
         generator = generator or torch.Generator().manual_seed(0)
         want = 0 if part == "train" else 1
         blocks: "queue.Queue" = queue.Queue(maxsize=buffer_blocks)
@@ -271,11 +282,11 @@ class LatentStore:
             while not stop.is_set():
                 for b in torch.randperm(n_blocks, generator=order_gen).tolist():
                     lo, hi = b * block_rows, min(self.rows, (b + 1) * block_rows)
-                    split = self.split[lo:hi]
-                    keep = split == want if part != "all" else torch.ones(hi - lo, dtype=torch.bool)
-                    item = (torch.from_numpy(np.ascontiguousarray(self.file["mu"][lo:hi], dtype="f4"))[keep],
-                            torch.from_numpy(np.ascontiguousarray(self.file["sigma"][lo:hi], dtype="f4"))[keep],
-                            torch.from_numpy(np.ascontiguousarray(self.file["attributes"][lo:hi], dtype="?"))[keep])
+                    keep = None if part == "all" else self.split[lo:hi] == want  # (hi - lo,)
+                    if keep is not None and bool(keep.all()):
+                        keep = None  # no copy when every row of the block is wanted
+                    item = tuple(self._rows(key, lo, hi, dtype, keep)
+                                 for key, dtype in (("mu", "f4"), ("sigma", "f4"), ("attributes", "?")))
                     while not stop.is_set():
                         try:
                             blocks.put(item, timeout=0.1)
@@ -288,20 +299,28 @@ class LatentStore:
         thread = threading.Thread(target=reader, daemon=True)
         thread.start()
         try:
-            carry: list[tuple[Tensor, Tensor, Tensor]] = []
+            # Rows go out in the order of the blocks, each block in the order of its permutation; each batch is
+            # gathered once, straight from its block (no shuffled copy of the whole block, no concatenation).
+            carry: tuple[Tensor, Tensor, Tensor] | None = None  # fewer than batch_size rows left over
             while True:
-                mu, sigma, attrs = blocks.get()
-                perm = torch.randperm(len(mu), generator=generator)
-                mu, sigma, attrs = mu[perm], sigma[perm], attrs[perm]
-                if carry:
-                    mu = torch.cat([carry[0][0], mu]); sigma = torch.cat([carry[0][1], sigma])
-                    attrs = torch.cat([carry[0][2], attrs])
-                    carry = []
-                full = len(mu) // batch_size * batch_size
-                for i in range(0, full, batch_size):
-                    yield mu[i:i + batch_size], sigma[i:i + batch_size], attrs[i:i + batch_size]
-                if full < len(mu):
-                    carry = [(mu[full:], sigma[full:], attrs[full:])]
+                block = blocks.get()
+                perm = torch.randperm(len(block[0]), generator=generator)
+                start = 0
+                if carry is not None:  # top the leftover rows up from this block
+                    head = perm[:batch_size - len(carry[0])]
+                    carry = tuple(torch.cat([c, x[head]]) for c, x in zip(carry, block))
+                    start = len(head)
+                    if len(carry[0]) < batch_size:
+                        continue
+                    yield carry
+                    carry = None
+                while start + batch_size <= len(perm):
+                    idx = perm[start:start + batch_size]
+                    yield block[0][idx], block[1][idx], block[2][idx]
+                    start += batch_size
+                if start < len(perm):
+                    idx = perm[start:]
+                    carry = (block[0][idx], block[1][idx], block[2][idx])
         finally:
             stop.set()
             thread.join(timeout=2)

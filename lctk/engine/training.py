@@ -22,6 +22,7 @@ from lctk.engine.constraint import LatentConstraint
 from lctk.engine.losses import distance_penalty, gradient_penalty, masked_sigmoid_ce, sigmoid_ce
 from lctk.errors import TrainingDiverged
 from lctk.progress import Progress
+from lctk.trainer import adam
 from lctk.interrupt import GracefulStop
 
 
@@ -49,6 +50,72 @@ class LatentSource:
     def labels_like(self, n: int, gen: torch.Generator) -> Tensor:
         """``(n, K_a)`` label rows of random examples (the data's joint attribute distribution)."""
         return self.labels[torch.randint(0, len(self.labels), (n,), generator=gen)]
+
+
+class StreamingLatentSource:
+    """Training latents streamed from a `LatentStore` in shuffled contiguous blocks (memory bounded by the
+    store's stream buffer, not by its size); the same interface as `LatentSource`. ``columns`` picks the
+    attribute columns used as labels. Batches follow the stream's own seeded order, so a resumed run is not
+    bit-identical to an uninterrupted one (the in-memory source is)."""
+
+    def __init__(self, store, columns: list[int], part: str = "train", seed: int = 0, block_batch: int = 256):
+        self.store, self.columns = store, list(columns)
+        self.rows = len(store.rows_of(part))
+        self._stream = store.stream(block_batch, part, generator=torch.Generator().manual_seed(seed))
+        self._mu = self._sigma = self._labels = None  # what is left of the last streamed batch
+        self.std = self._std(part)
+
+    def _std(self, part: str) -> Tensor:
+        """``(D,)`` spread of the encodings, in one pass over the store in chunks (float64 sums)."""
+        from lctk.latents import CHUNK_ROWS
+
+        want = None if part == "all" else (0 if part == "train" else 1)
+        total = torch.zeros(self.store.latent_dim, dtype=torch.float64)
+        sq, n = torch.zeros_like(total), 0
+        step = 8 * CHUNK_ROWS
+        for lo in range(0, self.store.rows, step):
+            mu = torch.from_numpy(self.store.file["mu"][lo:lo + step]).double()
+            if want is not None:
+                mu = mu[self.store.split[lo:lo + step] == want]
+            total += mu.sum(dim=0)
+            sq += mu.pow(2).sum(dim=0)
+            n += len(mu)
+        if n < 2:
+            return torch.ones(self.store.latent_dim)
+        return ((sq - total.pow(2) / n) / (n - 1)).clamp(min=0).sqrt().float()
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def _take(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The next ``n`` streamed rows: ``mu, sigma (n, D)`` and labels ``(n, K_a)`` float."""
+        parts: list[tuple[Tensor, Tensor, Tensor]] = []
+        got = 0
+        while got < n:
+            if self._mu is None or len(self._mu) == 0:
+                mu, sigma, attrs = next(self._stream)
+                self._mu, self._sigma, self._labels = mu, sigma, attrs[:, self.columns].float()
+            k = min(n - got, len(self._mu))
+            parts.append((self._mu[:k], self._sigma[:k], self._labels[:k]))
+            self._mu, self._sigma, self._labels = self._mu[k:], self._sigma[k:], self._labels[k:]
+            got += k
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(torch.cat([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+
+    def batch(self, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``z (n, D)`` drawn from q(z|x) of the next streamed examples, and their labels ``(n, K_a)``."""
+        mu, sigma, labels = self._take(n)
+        eps = torch.randn(n, mu.shape[1], generator=gen)
+        return mu + sigma * eps, labels
+
+    def labels_like(self, n: int, gen: torch.Generator) -> Tensor:
+        """``(n, K_a)`` label rows of streamed examples (the data's joint attribute distribution)."""
+        return self._take(n)[2]
+
+    def close(self) -> None:
+        """Stop the stream's reader thread."""
+        self._stream.close()
 
 
 class RulePool(nn.Module):
@@ -86,10 +153,10 @@ class ConstraintTrainer:
         self.latent_dim = model.sigma_bar.numel()
         self.k_a, self.k_r = len(model.attr_cols), len(model.rule_cols)
         betas = (config.beta1, config.beta2)
-        self.opt_d = torch.optim.Adam(model.realism.parameters(), lr=config.lr, betas=betas)
-        self.opt_g = torch.optim.Adam(model.actor.parameters(), lr=config.lr, betas=betas)
-        self.opt_a = torch.optim.Adam(model.attr_critic.parameters(), lr=config.lr) if model.attr_critic else None
-        self.opt_r = torch.optim.Adam(model.rule_critic.parameters(), lr=config.lr) if model.rule_critic else None
+        self.opt_d = adam(model.realism.parameters(), lr=config.lr, betas=betas)
+        self.opt_g = adam(model.actor.parameters(), lr=config.lr, betas=betas)
+        self.opt_a = adam(model.attr_critic.parameters(), lr=config.lr) if model.attr_critic else None
+        self.opt_r = adam(model.rule_critic.parameters(), lr=config.lr) if model.rule_critic else None
         self.pool = RulePool(config.rule_pool, self.latent_dim, self.k_r) if self.k_r else None
         self.step = 0  # counts classifier steps, then actor steps
         self.total = (config.classifier_steps if self.k_a else 0) + config.steps
