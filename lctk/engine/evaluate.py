@@ -110,7 +110,7 @@ def _rules(sampler, evaluator, rules, n, seed, z_prior, rows) -> dict[str, Any]:
         figures = evaluator.evaluate("rule", decoded, target={spec: True})
         figures.pop("accuracy", None)  # the rule's own check, below, is exact
         prior_rate, actor_rate = rule(prior_out).float().mean().item(), rule(decoded).float().mean().item()
-        checked, draws = sampler.checked([Target(spec, "rule", True)], n, "actor", seed + 2000 + i)
+        checked, draws = sampler.checked([Target(spec, "rule", True)], n, "actor", seed + 2000 + i, first=decoded)
         checked_rate = rule(checked).float().mean().item()
         checked_figures = evaluator.evaluate("rule", checked, target={spec: True})
         checked_figures.pop("accuracy", None)

@@ -131,12 +131,13 @@ class Sampler:
         return z, self.optimize(z, plan, gen, settings or SAMPLE_SETTINGS)
 
     def checked(self, wants: Sequence[Target], n: int, method: str = "actor", seed: int = 0,
-                rounds: int = 10) -> tuple[Tensor, int]:
+                rounds: int = 10, first: Tensor | None = None) -> tuple[Tensor, int]:
         """``(outputs, draws)``: ``n`` decoded samples for ``wants`` whose wanted rules all hold, drawing again
         (with new seeds, up to ``rounds`` times) for those that break one; samples still failing after the last
-        round are kept as they are. ``draws`` is how many samples were drawn in all."""
+        round are kept as they are. ``draws`` is how many samples were drawn in all. ``first``: the decoded
+        first draw, if the caller already has it (the same ``seed``'s samples)."""
         rules = [parse_rule(t.name, self.run.modality(self.info))[1] for t in wants if t.kind == "rule" and t.value]
-        outputs = self.decode(self.latents(wants, n, method, seed)[1])
+        outputs = first.clone() if first is not None else self.decode(self.latents(wants, n, method, seed)[1])
         draws = n
         for r in range(1, rounds + 1 if rules else 1):
             bad = ~torch.stack([rule(outputs).bool() for rule in rules], dim=1).all(dim=1)  # (n,)
