@@ -18,12 +18,15 @@ import dataclasses
 import math
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from lctk.config import from_dict
+
+if TYPE_CHECKING:
+    from lctk.media import Media
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -252,6 +255,17 @@ class Writer(ABC):
     @abstractmethod
     def write_pairs(self, before: Tensor, after: Tensor, path: Path) -> list[Path]:
         """Write inputs and their edited versions side by side at ``path``; return the files written."""
+
+    #: Suffixes of files `read_input` reads (``(".png", ".jpg")``); empty when it reads none.
+    input_suffixes: tuple[str, ...] = ()
+
+    def render(self, outputs: Tensor) -> list[list["Media"]]:
+        """One list of `lctk.media.Media` (a picture, a sound, a file) per output of the batch, in memory, for
+        the explorer. The default writes each output with `write_batch` into a temporary folder; override it
+        to render directly (and to add a sound a browser can play)."""
+        from lctk.media import render_with_files
+
+        return render_with_files(self, outputs)
 
     def read_input(self, path: Path, spec: Mapping[str, Any]) -> Tensor:
         """Read a user's file into one model-ready example ``(1, ...)`` matching ``spec`` (for ``transform

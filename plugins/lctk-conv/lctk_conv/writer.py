@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -14,6 +15,7 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 from lctk.errors import LctkError
 from lctk.interfaces import Writer
 from lctk.io import atomic_path
+from lctk.media import Media
 
 PAD = 2
 
@@ -61,10 +63,27 @@ def _scale(images: torch.Tensor) -> int:
     return max(1, 96 // images.shape[-1])
 
 
+def png_bytes(image: torch.Tensor, scale: int = 1) -> bytes:
+    """One image ``(C, H, W)`` in [0, 1] as PNG bytes, upscaled by ``scale`` (nearest neighbour)."""
+    array = (rearrange(image.float().clamp(0, 1).cpu(), "c h w -> h w c").numpy() * 255).round().astype(np.uint8)
+    img = Image.fromarray(array[:, :, 0], "L") if array.shape[2] == 1 else Image.fromarray(array, "RGB")
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 class PNGWriter(Writer):
     """Images as a PNG grid; pairs as before/after columns."""
 
     default_suffix = ".png"
+    input_suffixes = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+    def render(self, outputs: torch.Tensor) -> list[list[Media]]:
+        """Each image ``(C, H, W)`` as one PNG, upscaled to about 96 pixels."""
+        scale = _scale(outputs)
+        return [[Media("image/png", png_bytes(image, scale), f"{i:03d}.png")] for i, image in enumerate(outputs)]
 
     def write_batch(self, outputs: torch.Tensor, path: Path, *, columns: int | None = None,
                     labels: Sequence[str] | None = None) -> list[Path]:

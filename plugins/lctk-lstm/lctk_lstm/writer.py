@@ -3,6 +3,7 @@ PNG; reading a user's MIDI, ABC or MusicXML file for ``lctk transform --input``.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from pathlib import Path
@@ -14,11 +15,13 @@ import torch
 from lctk.errors import LctkError
 from lctk.interfaces import Writer
 from lctk.io import atomic_path, write_bytes
+from lctk.media import Media
 from lctk_lstm import sources
 from lctk_lstm.encoding import SEQ_LEN, STEPS_PER_BAR, VOCAB_SIZE, Note, tokens_to_events
 from lctk_lstm.midi import notes_to_midi
 from lctk_lstm.parse import Job, parse_job
 from lctk_lstm.pianoroll import COLORS, grid, pitch_window, roll
+from lctk_lstm.synth import synthesize, wav_bytes
 
 ROLL_FILE = "pianoroll.png"
 ALL_FILE = "all.mid"
@@ -61,6 +64,20 @@ class MelodyWriter(Writer):
     """Melodies to a folder: ``NNN.mid`` (or ``LABEL-NN.mid``), ``all.mid`` and ``pianoroll.png``."""
 
     default_suffix = ""
+    input_suffixes = (*sources.MIDI_SUFFIXES, *sources.ABC_SUFFIXES, *sources.SCORE_SUFFIXES)
+
+    def render(self, outputs: torch.Tensor) -> list[list[Media]]:
+        """Each melody as a piano roll (PNG), a sound (WAV, from `lctk_lstm.synth`) and a MIDI file."""
+        batch = _check(outputs, "render")
+        low, high = pitch_window(batch)
+        rendered = []
+        for i, tokens in enumerate(batch):
+            buffer = io.BytesIO()
+            roll(tokens, low, high).save(buffer, format="PNG")
+            rendered.append([Media("image/png", buffer.getvalue(), f"{i:03d}.png"),
+                             Media("audio/wav", wav_bytes(synthesize(tokens)), f"{i:03d}.wav"),
+                             Media("audio/midi", notes_to_midi(tokens_to_events(tokens)), f"{i:03d}.mid")])
+        return rendered
 
     def write_batch(self, outputs: torch.Tensor, path: Path, *, columns: int | None = None,
                     labels: Sequence[str] | None = None) -> list[Path]:
