@@ -2,6 +2,7 @@
 
     from lctk import api
     run = api.train_vae("runs/fm", backbone="conv", data="fashion-mnist", epochs=8)
+    # or: run = api.import_backbone("pythae-folder", "runs/fm", data="fashion-mnist")
     api.encode(run)
     api.add_constraint(run, attrs=["sandal"])
     images = api.sample(run, attrs=["sandal"], n=16)            # (16, 1, 28, 28) tensor; out= writes a file
@@ -22,11 +23,12 @@ from lctk.engine.evaluate import evaluate_run
 from lctk.engine.optimize import OptimizeSettings
 from lctk.engine.sampling import Sampler
 from lctk.errors import LctkError
+from lctk.importing import import_backbone as _import_backbone
 from lctk.plugins import get_registries
 from lctk.run import RunDir
 from lctk.train_vae import train_vae as _train_vae
 
-__all__ = ["train_vae", "encode", "add_constraint", "sample", "transform", "evaluate", "RunDir"]
+__all__ = ["train_vae", "import_backbone", "encode", "add_constraint", "sample", "transform", "evaluate", "RunDir"]
 
 
 def train_vae(out: str | Path, *, backbone: str | None = None, data: str | None = None, resume: bool = False,
@@ -36,6 +38,12 @@ def train_vae(out: str | Path, *, backbone: str | None = None, data: str | None 
     data_args = {k: settings.pop(k) for k in ("data_dir", "data_options", "max_examples", "device") if k in settings}
     return _train_vae(out, backbone=backbone, data=data, resume=resume, overrides=overrides, settings=settings,
                       **data_args)
+
+
+def import_backbone(path: str | Path, out: str | Path, *, data: str, fmt: str | None = None, **dataset: Any) -> RunDir:
+    """`lctk import-backbone`: a run folder from a model trained elsewhere (``dataset``: data_dir, data_options,
+    max_examples, seed), without training it or changing its files."""
+    return _import_backbone(path, out, data=data, fmt=fmt, **dataset)
 
 
 def encode(run: RunDir | str | Path, batch_size: int = 1024, force: bool = False) -> Path:

@@ -42,5 +42,11 @@ def register_rules(register):
 
 
 @hookspec
+def register_importers(register):
+    """Register importers of models trained elsewhere: ``register(name, importer, help=...)``, an
+    `lctk.interfaces.Importer` (``detect(path) -> bool``, ``load(path, data_spec) -> Backbone``)."""
+
+
+@hookspec
 def register_commands(cli):
     """Add click commands to the ``lctk`` command group ``cli``."""

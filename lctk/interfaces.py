@@ -228,6 +228,30 @@ class Backbone(nn.Module, ABC):
         return {"loss": loss, "reconstruction": reconstruction, "kl": kl}
 
 
+class Importer(ABC):
+    """Reads a model trained elsewhere (a pythae folder, a diffusers folder, ...) into a `Backbone`, without
+    training it, changing its files, or unpickling anything (safetensors and JSON; ``.pt`` files only through
+    ``torch.load(..., weights_only=True)``). Registered by `register_importers`; used by ``lctk import-backbone``.
+    """
+
+    @abstractmethod
+    def detect(self, path: Path) -> bool:
+        """Whether ``path`` looks like this format. Cheap: file names and JSON fields, never the weights."""
+
+    @abstractmethod
+    def load(self, path: Path, data_spec: Mapping[str, Any]) -> Backbone:
+        """The model at ``path`` as a backbone (eval mode) for data described by ``data_spec`` (the dataset's
+        `Dataset.spec`, e.g. ``{"input_shape": [1, 28, 28]}``). Refusals (pickles, shapes that do not fit the
+        config or the data) are one-line `lctk.errors.LctkError` errors naming the file and the remedy."""
+
+    def files(self, path: Path) -> list[Path]:
+        """The files `load` reads; their hashes are recorded so a run notices when they change. Default:
+        ``path`` itself if it is a file, else every file under it."""
+        if path.is_file():
+            return [path]
+        return sorted(p for p in path.rglob("*") if p.is_file())
+
+
 def gaussian_log_likelihood(x: Tensor, mean: Tensor, sigma: float) -> Tensor:
     """``(B,)`` log N(x; mean, sigma^2 I) summed over all non-batch dimensions."""
     sq = (x - mean).pow(2).flatten(1).sum(dim=1)

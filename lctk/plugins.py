@@ -21,7 +21,7 @@ from lctk.errors import LctkError
 
 ENTRY_POINT_GROUP = "lctk"
 HOOKS = ("register_backbones", "register_datasets", "register_writers", "register_evaluators",
-         "register_rules", "register_commands")
+         "register_rules", "register_importers", "register_commands")
 
 
 @dataclasses.dataclass
@@ -62,7 +62,7 @@ class PluginInfo:
 
 
 class Registries:
-    """Everything the plugins registered: backbones, datasets, writers, evaluators, rules, commands."""
+    """Everything the plugins registered: backbones, datasets, writers, evaluators, rules, importers, commands."""
 
     def __init__(self):
         self.backbones: dict[str, Entry] = {}
@@ -70,6 +70,7 @@ class Registries:
         self.writers: dict[str, Entry] = {}
         self.evaluators: dict[str, Entry] = {}
         self.rules: dict[str, Entry] = {}
+        self.importers: dict[str, Entry] = {}
         self.commands: dict[str, Entry] = {}
         self.plugins: dict[str, PluginInfo] = {}
 
@@ -105,6 +106,10 @@ class Registries:
                 name = spec[:i]
                 break
         return self._lookup(self.rules, "rule", name.strip())
+
+    def importer(self, name: str) -> Entry:
+        """The importer entry registered as ``name`` (a model format, e.g. ``pythae``)."""
+        return self._lookup(self.importers, "model format", name, " (see `lctk plugins`; install the importer plugin)")
 
 
 _hook_errors_reported: set[str] = set()
@@ -196,7 +201,7 @@ class PluginManager:
         reg = Registries()
         tables = {"register_backbones": ("backbones", reg.backbones), "register_datasets": ("datasets", reg.datasets),
                   "register_writers": ("writers", reg.writers), "register_evaluators": ("evaluators", reg.evaluators),
-                  "register_rules": ("rules", reg.rules)}
+                  "register_rules": ("rules", reg.rules), "register_importers": ("importers", reg.importers)}
         for hook, (kind, table) in tables.items():
             def make_register(plugin, kind=kind, table=table):
                 def register(name: str, value: Any, *, help: str = "", modality: str | None = None) -> None:
@@ -211,7 +216,7 @@ class PluginManager:
                 return register
 
             self.call(hook, make_register)
-        for table in (reg.backbones, reg.datasets, reg.writers, reg.evaluators, reg.rules):
+        for table in (reg.backbones, reg.datasets, reg.writers, reg.evaluators, reg.rules, reg.importers):
             for key in [k for k, e in table.items() if e.plugin in self.failed]:
                 del table[key]
         reg.plugins = self.infos

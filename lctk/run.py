@@ -20,7 +20,7 @@ import torch
 from lctk import FORMAT_VERSION, __version__
 from lctk.errors import LctkError
 from lctk.interfaces import Backbone, Dataset
-from lctk.io import load_json, load_tensors, save_json, save_tensors
+from lctk.io import is_temp, load_json, load_tensors, save_json, save_tensors
 from lctk.plugins import DataRequest, get_registries
 
 
@@ -46,6 +46,27 @@ def load_dataset(spec: dict[str, Any], progress=None) -> Dataset:
     if len(dataset.indices("train")) == 0:
         raise LctkError(f"dataset {spec['name']} has no training examples; check its split")
     return dataset
+
+
+def dataset_record(data: str, data_dir: str | Path | None = None, options: dict[str, str] | None = None,
+                   max_examples: int | None = None, seed: int = 0, progress=None) -> tuple[Dataset, dict[str, Any]]:
+    """Load dataset ``data`` as the user asked (``--data-dir``, ``--data-option``, ``--max-examples``) and return
+    it with its run.json record (the request plus modality, spec and attribute names)."""
+    entry = get_registries().dataset(data)
+    spec = {"name": entry.name, "data_dir": str(data_dir) if data_dir else None, "options": dict(options or {}),
+            "max_examples": max_examples, "seed": seed}
+    dataset = load_dataset(spec, progress)
+    spec.update(modality=dataset.modality, spec=dataset.spec, attribute_names=dataset.attribute_names)
+    return dataset, spec
+
+
+def check_new_folder(path: Path, hint: str = "choose another --out") -> None:
+    """Refuse to make a new run in a folder that holds anything (leftover temporary files aside)."""
+    if path.exists():
+        if not path.is_dir():
+            raise LctkError(f"--out {path} is a file; choose a folder for the run")
+        if any(not is_temp(p) for p in path.iterdir()):
+            raise LctkError(f"run folder {path} already exists; {hint}")
 
 
 def state_dict_problem(e: RuntimeError) -> str:
@@ -121,8 +142,13 @@ class RunDir:
         return cls(config)
 
     def load_backbone(self, info: dict[str, Any] | None = None) -> Backbone:
-        """The trained backbone in eval mode; a one-line error when it has not finished training."""
+        """The trained (or imported) backbone in eval mode; a one-line error when it has not finished training,
+        or when the files of an imported model changed since the import."""
         info = info or self.read()
+        if info.get("source") is not None:
+            from lctk.importing import load_source
+
+            return _frozen(load_source(info["source"], info["dataset"].get("spec") or {}))
         if not self.weights_path.is_file():
             raise LctkError(f"run {self.path} has no trained backbone yet; finish it with "
                             f"`lctk train-vae --out {self.path} --resume`")
@@ -133,10 +159,7 @@ class RunDir:
         except RuntimeError as e:
             raise LctkError(f"backbone weights {self.weights_path} do not fit the config in run.json "
                             f"({state_dict_problem(e)})") from None
-        backbone.eval()
-        for p in backbone.parameters():
-            p.requires_grad_(False)
-        return backbone
+        return _frozen(backbone)
 
     def save_backbone(self, backbone: Backbone) -> None:
         """Atomically write the backbone weights."""
@@ -151,3 +174,11 @@ class RunDir:
         """The modality of the run's data (selects writer and evaluator)."""
         info = info or self.read()
         return info["dataset"].get("modality", "")
+
+
+def _frozen(backbone: Backbone) -> Backbone:
+    """``backbone`` in eval mode with gradients off: constraints never change it."""
+    backbone.eval()
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    return backbone

@@ -16,10 +16,10 @@ from lctk.config import to_dict
 from lctk.distributed import DistInfo
 from lctk.errors import LctkError
 from lctk.interfaces import Backbone, Dataset
-from lctk.io import is_temp, sweep_stale_temps
+from lctk.io import sweep_stale_temps
 from lctk.plugins import get_registries
 from lctk.progress import Progress
-from lctk.run import RunDir, load_dataset
+from lctk.run import RunDir, check_new_folder, dataset_record, load_dataset
 from lctk.trainer import TrainSettings, VAETrainer
 
 PICTURE_COUNT = 64
@@ -92,6 +92,9 @@ def _train_vae(run: RunDir, dist: DistInfo, backbone, data, data_dir, data_optio
     if resume:
         def read_run() -> bytes:
             info = run.read()
+            if info.get("source") is not None:
+                raise LctkError(f"run {run.path} was imported from {info['source'].get('path')} by `lctk import-backbone`; "
+                                "lctk does not train imported models, so there is nothing to resume")
             _refuse_changes(info, backbone, data, data_dir, data_options, max_examples, overrides)
             return json.dumps({"info": info, "has_checkpoint": run.checkpoint_path.is_file()}).encode()
 
@@ -113,11 +116,7 @@ def _train_vae(run: RunDir, dist: DistInfo, backbone, data, data_dir, data_optio
 
         def prepare():
             backbone_cls = get_registries().backbone(backbone)
-            entry = get_registries().dataset(data)
-            spec = {"name": entry.name, "data_dir": str(data_dir) if data_dir else None,
-                    "options": dict(data_options or {}), "max_examples": max_examples, "seed": settings.seed}
-            dataset = load_dataset(spec, progress)
-            spec.update(modality=dataset.modality, spec=dataset.spec, attribute_names=dataset.attribute_names)
+            dataset, spec = dataset_record(data, data_dir, data_options, max_examples, settings.seed, progress)
             config = backbone_cls.configure(dataset.spec, overrides)
             return dataset, backbone_cls, config, {"backbone": backbone.lower(), "backbone_config": to_dict(config),
                                                    "dataset": spec}
@@ -166,11 +165,7 @@ def _train_vae(run: RunDir, dist: DistInfo, backbone, data, data_dir, data_optio
 
 def _check_new(run: RunDir, backbone: str | None, data: str | None) -> bytes:
     """Refuse to start a new run in a folder that holds anything (leftover temporary files aside)."""
-    if run.path.exists():
-        if not run.path.is_dir():
-            raise LctkError(f"--out {run.path} is a file; choose a folder for the run")
-        if any(not is_temp(p) for p in run.path.iterdir()):
-            raise LctkError(f"run folder {run.path} already exists; pass --resume to continue it or choose another --out")
+    check_new_folder(run.path, "pass --resume to continue it or choose another --out")
     if not backbone or not data:
         raise LctkError("a new run needs --backbone and --data (see `lctk plugins` for what is installed)")
     return b""

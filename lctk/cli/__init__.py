@@ -89,9 +89,9 @@ def cli():
 
 
 def _add_builtin_commands() -> None:
-    from lctk.cli import constraints, plugins_cmd, serve_cmd, train
+    from lctk.cli import constraints, import_cmd, plugins_cmd, serve_cmd, train
 
-    for module in (train, constraints, plugins_cmd, serve_cmd):
+    for module in (train, import_cmd, constraints, plugins_cmd, serve_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,8 +1,11 @@
-"""Option parsing shared by the commands: ``key=value`` lists."""
+"""Option parsing shared by the commands: ``key=value`` lists, the dataset options."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
+
+import click
 
 from lctk.errors import LctkError
 
@@ -16,3 +19,15 @@ def parse_pairs(pairs: Iterable[str], flag: str) -> dict[str, str]:
         key, value = pair.split("=", 1)
         out[key.strip().replace("-", "_")] = value.strip()
     return out
+
+
+def dataset_options(command):
+    """``--data``, ``--data-dir``, ``--data-option`` and ``--max-examples``, as `lctk train-vae` takes them."""
+    for option in reversed([
+        click.option("--data", help="Dataset (see `lctk plugins`), e.g. fashion-mnist."),
+        click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the dataset's files."),
+        click.option("--data-option", multiple=True, metavar="KEY=VALUE", help="Extra dataset setting (repeatable)."),
+        click.option("--max-examples", type=click.IntRange(min=1), help="Use at most N examples."),
+    ]):
+        command = option(command)
+    return command

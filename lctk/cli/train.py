@@ -6,15 +6,13 @@ from pathlib import Path
 
 import click
 
-from lctk.cli.options import parse_pairs
+from lctk.cli.options import dataset_options, parse_pairs
 from lctk.progress import console
 
 
 @click.command("train-vae")
 @click.option("--backbone", help="Backbone to train (see `lctk plugins`), e.g. conv.")
-@click.option("--data", help="Dataset (see `lctk plugins`), e.g. fashion-mnist.")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the dataset's files.")
-@click.option("--data-option", multiple=True, metavar="KEY=VALUE", help="Extra dataset setting (repeatable).")
+@dataset_options
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder to create [runs/BACKBONE-DATA].")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train [10].")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples per step [128].")
@@ -23,7 +21,6 @@ from lctk.progress import console
 @click.option("--beta", type=click.FloatRange(min=0), help="KL weight [1].")
 @click.option("--set", "settings_", multiple=True, metavar="KEY=VALUE", help="Any other backbone config field (repeatable).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate [1e-3].")
-@click.option("--max-examples", type=click.IntRange(min=1), help="Use at most N examples.")
 @click.option("--seed", type=int, help="Random seed [0].")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), help="Steps between checkpoints [0: every 60 s].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
