@@ -101,12 +101,17 @@ def load_source(source: Mapping[str, Any], data_spec: Mapping[str, Any]) -> Back
 
 
 def check_fits(backbone: Backbone, dataset: Dataset) -> None:
-    """Encode two examples and decode them: shapes must match the data, values must be finite."""
+    """Encode two examples and decode them (decode two prior draws for a generator-only backbone): shapes must
+    match the data, values must be finite."""
     idx = dataset.indices("train")[:2]
     x = dataset.fetch(idx)  # (2, ...)
     try:
         with torch.no_grad():
-            mu, sigma = backbone.encode(x)  # (2, D) each
+            if getattr(backbone, "has_encoder", True):
+                mu, sigma = backbone.encode(x)  # (2, D) each
+            else:
+                mu = backbone.prior_sample(len(x), torch.Generator().manual_seed(0))  # (2, D)
+                sigma = torch.ones_like(mu)
             out = backbone.decode(mu)  # (2, ...)
     except LctkError:
         raise

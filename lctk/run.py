@@ -2,8 +2,9 @@
 
 Layout::
 
-    RUN/run.json                    backbone name + config, dataset request, training settings and history
-    RUN/backbone.safetensors        final backbone weights
+    RUN/run.json                    backbone name + config, dataset request, training settings and history;
+                                    for an imported model, ``source``: its format, path and file hashes
+    RUN/backbone.safetensors        final backbone weights (none for an imported model: its own files are read)
     RUN/checkpoint.safetensors      training state for --resume (weights, optimizer, RNG, step)
     RUN/latents.h5                  posterior mu/sigma per example, attributes, split, backbone fingerprint
     RUN/constraints/NAME/           one folder per constraint (constraint.json, weights, metrics)

@@ -8,6 +8,7 @@ import shutil
 import struct
 from pathlib import Path
 
+import lctk  # noqa: F401, I001  (before torch: OpenMP threads then sleep while they wait, see lctk/__init__.py)
 import numpy as np
 import pytest
 import torch
