@@ -1,7 +1,7 @@
 """A small diffusers AutoencoderKL trained briefly on Fashion-MNIST with diffusers' own model class, saved with
 save_pretrained, then constrained by lctk without retraining.
 
-    python examples/diffusers_fashion_mnist.py runs/diffusers-fm [--epochs 4] [--max-examples 60000]
+    python examples/diffusers_fashion_mnist.py runs/diffusers-fm [--epochs 2] [--max-examples 20000]
 
 writes OUT/model/ (config.json + diffusion_pytorch_model.safetensors; lctk reads it and never changes it) and
 OUT/run/ (the lctk run: import-backbone, encode, the 10 classes as one constraint, samples, evaluate).
@@ -15,6 +15,7 @@ The autoencoder: 1 channel in and out, 28x28 images, three blocks (16, 32, 32 ch
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
@@ -56,13 +57,22 @@ def train(model_dir: Path, epochs: int, max_examples: int | None, batch_size: in
             totals += torch.stack([nll.sum(), kl.sum()]).detach()
         nll, kl = (totals / len(order)).tolist()
         print(f"epoch {epoch}: reconstruction {nll:.1f} kl {kl:.1f} ({time.monotonic() - start:.0f} s)", flush=True)
-    ae.save_pretrained(str(model_dir), safe_serialization=True)
+        save(ae, model_dir)  # after every epoch: stopping the example keeps the last finished epoch's model
+
+
+def save(ae, model_dir: Path) -> None:
+    """save_pretrained into a fresh folder, then swap it in for ``model_dir``."""
+    fresh = model_dir.with_name(model_dir.name + ".saving")
+    shutil.rmtree(fresh, ignore_errors=True)
+    ae.save_pretrained(str(fresh), safe_serialization=True)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    fresh.rename(model_dir)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", nargs="?", default="runs/diffusers-fm", type=Path)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-examples", type=int, default=None, help="train on a random subset of this size")
     args = parser.parse_args()
     model = args.out / "model"

@@ -55,3 +55,13 @@ def run_the_pipeline(run_cli, run: Path, out: Path, attr: str) -> None:
         result = run_cli(*args)
         assert result.exit_code == 0, (args, result)
     assert (run / "latents.h5").is_file() and (out / "s.png").is_file() and (out / "t.png").is_file()
+
+
+def refused_unchanged(run_cli, folder: Path, data_dir: Path, tmp_path: Path, *needles: str) -> str:
+    """Import ``folder`` for the idx data in ``data_dir``: a one-line refusal mentioning ``needles``, the folder
+    byte-identical afterwards and no run folder made. Returns the error line."""
+    before = tree_digests(folder)
+    line = refused(run_cli("import-backbone", folder, "--data", "idx", "--data-dir", data_dir, "--out", tmp_path / "run"),
+                   *needles)
+    assert tree_digests(folder) == before and not (tmp_path / "run").exists()
+    return line

@@ -13,7 +13,7 @@ import torch
 from diffusers_fixtures import autoencoder, digits28, save_autoencoder  # noqa: F401  (fixtures)
 from lctk_diffusers.importer import AutoencoderKLImporter
 from tests.conftest import fresh_plugins, run_cli  # noqa: F401  (fixtures)
-from tests.importing_helpers import Marker, refused, run_the_pipeline, tree_digests
+from tests.importing_helpers import Marker, refused_unchanged, run_the_pipeline, tree_digests
 
 
 def test_the_import_computes_what_diffusers_computes(autoencoder):
@@ -46,28 +46,21 @@ def test_autoencoder_through_the_pipeline_leaves_the_folder_byte_identical(autoe
     assert tree_digests(autoencoder) == before
 
 
-def _refused_unchanged(run_cli, folder: Path, digits28: Path, tmp_path: Path, *needles: str) -> str:
-    before = tree_digests(folder)
-    line = refused(run_cli("import-backbone", folder, "--data", "idx", "--data-dir", digits28, "--out", tmp_path / "run"),
-                   *needles)
-    assert tree_digests(folder) == before and not (tmp_path / "run").exists()
-    return line
-
 
 def test_a_pickle_posing_as_safetensors_is_refused_without_running_it(autoencoder, digits28, tmp_path, run_cli):
     folder = Path(shutil.copytree(autoencoder, tmp_path / "evil"))
     marker = tmp_path / "pwned"
     torch.save({"weight": Marker(marker)}, folder / "diffusion_pytorch_model.safetensors")
-    _refused_unchanged(run_cli, folder, digits28, tmp_path, "diffusion_pytorch_model.safetensors", "is a pickle")
+    refused_unchanged(run_cli, folder, digits28, tmp_path, "diffusion_pytorch_model.safetensors", "is a pickle")
     (folder / "diffusion_pytorch_model.safetensors").write_bytes(pickle.dumps(Marker(marker), protocol=2))
-    _refused_unchanged(run_cli, folder, digits28, tmp_path, "is a pickle", "never loads")
+    refused_unchanged(run_cli, folder, digits28, tmp_path, "is a pickle", "never loads")
     assert not marker.exists()
 
 
 def test_bin_only_weights_are_refused(tmp_path, digits28, run_cli):
     folder = save_autoencoder(tmp_path / "bin", safe=False)
     assert (folder / "diffusion_pytorch_model.bin").is_file()
-    _refused_unchanged(run_cli, folder, digits28, tmp_path, "only pickled weights", "diffusion_pytorch_model.bin",
+    refused_unchanged(run_cli, folder, digits28, tmp_path, "only pickled weights", "diffusion_pytorch_model.bin",
                        "safe_serialization")
 
 
@@ -75,13 +68,13 @@ def test_config_not_matching_the_weights_is_refused(autoencoder, digits28, tmp_p
     folder = Path(shutil.copytree(autoencoder, tmp_path / "mismatch"))
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "latent_channels": 3}))
-    _refused_unchanged(run_cli, folder, digits28, tmp_path, "does not fit config.json", "has shape", "the config implies")
+    refused_unchanged(run_cli, folder, digits28, tmp_path, "does not fit config.json", "has shape", "the config implies")
 
 
 def test_image_size_and_channel_mismatches_are_refused(tmp_path, digits28, run_cli):
-    _refused_unchanged(run_cli, save_autoencoder(tmp_path / "big", sample_size=32), digits28, tmp_path,
+    refused_unchanged(run_cli, save_autoencoder(tmp_path / "big", sample_size=32), digits28, tmp_path,
                        "32x32", "28x28", "neither pads nor resizes")
-    _refused_unchanged(run_cli, save_autoencoder(tmp_path / "rgb", in_channels=3, out_channels=3), digits28, tmp_path,
+    refused_unchanged(run_cli, save_autoencoder(tmp_path / "rgb", in_channels=3, out_channels=3), digits28, tmp_path,
                        "3-channel", "have 1", "in_channels = out_channels = 1")
 
 
@@ -89,4 +82,4 @@ def test_a_folder_in_no_known_format_lists_the_installed_formats(tmp_path, digit
     folder = tmp_path / "notes"
     folder.mkdir()
     (folder / "readme.txt").write_text("not a model")
-    _refused_unchanged(run_cli, folder, digits28, tmp_path, "no known model format", "diffusers-autoencoderkl", "pythae")
+    refused_unchanged(run_cli, folder, digits28, tmp_path, "no known model format", "diffusers-autoencoderkl", "pythae")

@@ -15,7 +15,7 @@ from torch import nn
 from lctk_pythae.importer import PythaeImporter
 from pythae_fixtures import digits28, pythae_models  # noqa: F401  (fixtures)
 from tests.conftest import fresh_plugins, run_cli  # noqa: F401  (fixtures)
-from tests.importing_helpers import Marker, refused, run_the_pipeline, tree_digests
+from tests.importing_helpers import Marker, refused_unchanged, run_the_pipeline, tree_digests
 
 SPEC = {"input_shape": [1, 28, 28]}
 
@@ -58,13 +58,6 @@ def _copy(folder: Path, tmp_path: Path, name: str) -> Path:
     return Path(shutil.copytree(folder, tmp_path / name))
 
 
-def _refused_unchanged(run_cli, folder: Path, digits28: Path, tmp_path: Path, *needles: str) -> str:
-    before = tree_digests(folder)
-    line = refused(run_cli("import-backbone", folder, "--data", "idx", "--data-dir", digits28, "--out", tmp_path / "run"),
-                   *needles)
-    assert tree_digests(folder) == before and not (tmp_path / "run").exists()
-    return line
-
 
 def test_a_pickle_posing_as_model_pt_is_refused_without_running_it(pythae_models, digits28, tmp_path, run_cli):
     folder = _copy(pythae_models["mlp"], tmp_path, "evil")
@@ -73,10 +66,10 @@ def test_a_pickle_posing_as_model_pt_is_refused_without_running_it(pythae_models
     pickle.loads(pickle.dumps(Marker(probe)))  # the payload is live: unpickling it creates its file
     assert probe.exists()
     torch.save({"model_state_dict": Marker(marker)}, folder / "model.pt")
-    _refused_unchanged(run_cli, folder, digits28, tmp_path, "model.pt", "weights_only", "never runs code")
+    refused_unchanged(run_cli, folder, digits28, tmp_path, "model.pt", "weights_only", "never runs code")
     assert not marker.exists()
     (folder / "model.pt").write_bytes(pickle.dumps(Marker(marker), protocol=2))  # a bare (non-zip) pickle too
-    _refused_unchanged(run_cli, folder, digits28, tmp_path, "model.pt", "weights_only")
+    refused_unchanged(run_cli, folder, digits28, tmp_path, "model.pt", "weights_only")
     assert not marker.exists()
 
 
@@ -106,7 +99,7 @@ def test_custom_pickled_networks_are_refused_with_the_reason(tmp_path, digits28,
     assert (folder / "encoder.pkl").is_file()
     marker = tmp_path / "pwned"
     (folder / "encoder.pkl").write_bytes(pickle.dumps(Marker(marker)))  # whatever it holds, it is never opened
-    _refused_unchanged(run_cli, folder, digits28, tmp_path, "encoder.pkl", "custom network", "never unpickles",
+    refused_unchanged(run_cli, folder, digits28, tmp_path, "encoder.pkl", "custom network", "never unpickles",
                        "runs whatever code")
     assert not marker.exists()
 
@@ -115,7 +108,7 @@ def test_config_not_matching_the_weights_is_refused(pythae_models, digits28, tmp
     folder = _copy(pythae_models["mlp"], tmp_path, "mismatch")
     config = json.loads((folder / "model_config.json").read_text())
     (folder / "model_config.json").write_text(json.dumps({**config, "latent_dim": 5}))
-    _refused_unchanged(run_cli, folder, digits28, tmp_path, "does not fit model_config.json",
+    refused_unchanged(run_cli, folder, digits28, tmp_path, "does not fit model_config.json",
                        "encoder.embedding.bias has shape [4]", "has [5]")
 
 
@@ -124,14 +117,14 @@ def test_an_image_size_mismatch_is_refused(tmp_path, digits28, run_cli):
 
     folder = tmp_path / "big"
     VAE(VAEConfig(input_dim=(1, 32, 32), latent_dim=3)).save(str(folder))
-    _refused_unchanged(run_cli, folder, digits28, tmp_path, "[1, 32, 32]", "[1, 28, 28]")
+    refused_unchanged(run_cli, folder, digits28, tmp_path, "[1, 32, 32]", "[1, 28, 28]")
 
 
 def test_unsupported_pythae_models_and_damaged_files_are_refused(pythae_models, digits28, tmp_path, run_cli):
     folder = _copy(pythae_models["mlp"], tmp_path, "vamp")
     config = json.loads((folder / "model_config.json").read_text())
     (folder / "model_config.json").write_text(json.dumps({**config, "name": "VAMPConfig"}))
-    _refused_unchanged(run_cli, folder, digits28, tmp_path, "VAMPConfig", "N(0, I)")
+    refused_unchanged(run_cli, folder, digits28, tmp_path, "VAMPConfig", "N(0, I)")
     (folder / "model_config.json").write_text(json.dumps(config))
     (folder / "model.pt").write_bytes(b"\x00" * 100)
-    _refused_unchanged(run_cli, folder, digits28, tmp_path, "model.pt", "not a plain weights file")
+    refused_unchanged(run_cli, folder, digits28, tmp_path, "model.pt", "not a plain weights file")
