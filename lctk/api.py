@@ -54,16 +54,21 @@ def encode(run: RunDir | str | Path, batch_size: int = 1024, force: bool = False
 def sample(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: Sequence[str] = (), n: int = 64,
            method: str = "actor", seed: int = 0, prior: bool = False, out: str | Path | None = None) -> torch.Tensor:
     """`lctk sample`: ``n`` decoded outputs satisfying ``attrs``/``rules`` (realism only when none; raw prior
-    draws with ``prior``); also written with the modality's writer when ``out`` is given."""
+    draws with ``prior``); also written with the modality's writer when ``out`` is given. A sweep among
+    ``attrs`` (``density=4..16``) gives ``n`` outputs per value, in order (one row per value when written)."""
     sampler = Sampler(_run(run))
     try:
+        labels = None
+        sweep = None if prior else sampler.sweep(attrs, rules)
         if prior:
-            z = sampler.backbone.prior_sample(n, torch.Generator().manual_seed(seed))
+            outputs = sampler.decode(sampler.backbone.prior_sample(n, torch.Generator().manual_seed(seed)))
+        elif sweep:
+            outputs, labels = sampler.rows(sweep, n, method=method, seed=seed)
         else:
-            z = sampler.latents(sampler.wants(attrs, rules), n, method=method, seed=seed)[1]
-        outputs = sampler.decode(z)
+            outputs = sampler.decode(sampler.latents(sampler.wants(attrs, rules), n, method=method, seed=seed)[1])
         if out is not None:
-            get_registries().writer(sampler.run.modality(sampler.info)).write_batch(outputs, Path(out))
+            get_registries().writer(sampler.run.modality(sampler.info)).write_batch(
+                outputs, Path(out), columns=n if labels else None, labels=labels)
         return outputs
     finally:
         sampler.close()

@@ -36,8 +36,12 @@ def encode_run(run: RunDir, batch_size: int = 1024, force: bool = False, progres
     n = len(dataset)
     meta = {"backbone": info["backbone"], "dataset": info["dataset"]["name"], "modality": dataset.modality}
     partial = run.latents_path.with_name(run.latents_path.name + ".partial")
+    continuous = dataset.continuous  # (N, C)
+    if not torch.isfinite(continuous).all():
+        raise LctkError(f"dataset {dataset.name} has NaN or infinite continuous attribute values; fix the data")
     try:
-        with GracefulStop() as stop, LatentWriter(run.latents_path, n, backbone.latent_dim, dataset.attribute_names, fp, meta) as writer, \
+        with GracefulStop() as stop, LatentWriter(run.latents_path, n, backbone.latent_dim, dataset.attribute_names, fp, meta,
+                                                  dataset.continuous_names) as writer, \
                 progress.task("encode", total=n, completed=writer.rows_done) as bar, torch.inference_mode():
             for start in range(writer.rows_done, n, batch_size):
                 idx = torch.arange(start, min(n, start + batch_size))  # (b,)
@@ -46,7 +50,7 @@ def encode_run(run: RunDir, batch_size: int = 1024, force: bool = False, progres
                     bad = idx[~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)][0].item()
                     raise LctkError(f"example {bad} of dataset {dataset.name} holds NaN or infinite values; fix the data")
                 mu, sigma = backbone.encode(x)  # (b, D) each
-                writer.write(mu, sigma, dataset.attributes[idx], dataset.split[idx])
+                writer.write(mu, sigma, dataset.attributes[idx], dataset.split[idx], continuous[idx])
                 bar.advance(len(idx))
                 if stop.requested:
                     raise KeyboardInterrupt

@@ -9,7 +9,8 @@ backbone that honours these shapes:
 - examples ``x``: whatever the dataset's ``fetch`` returns, batch first (images ``(B, C, H, W)`` floats in
   [0, 1]; token sequences ``(B, T)`` int64);
 - latents ``z``: ``(B, D)`` float32 with ``D = backbone.latent_dim``;
-- conditions ``y``: ``(B, K)`` float32 in {0, 1}, one column per constrained attribute or rule.
+- conditions ``y``: ``(B, K)`` float32 in [0, 1], one column per constrained attribute or rule (binary ones 0 or
+  1, continuous ones scaled to [0, 1] over their observed range).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
 
 
 class Dataset(ABC):
-    """A set of examples with a table of named binary attributes and a train/test split.
+    """A set of examples with a table of named binary attributes, optionally continuous attributes (faders
+    such as a melody's note count), and a train/test split.
 
     Attribute names are lower case (``sandal``, ``smiling``); lookups elsewhere are case-insensitive.
     """
@@ -44,6 +46,9 @@ class Dataset(ABC):
     name: str
     #: What the examples are; selects the writer and evaluator (``image``, ``melody``, ...).
     modality: str
+    #: Augmentations that keep every attribute of an example (``hflip``: the classes are mirror-symmetric;
+    #: ``shift``: small translations); an evaluator trained on the data uses only these.
+    safe_augmentations: frozenset[str] = frozenset()
 
     @property
     @abstractmethod
@@ -70,6 +75,16 @@ class Dataset(ABC):
     def fetch(self, indices: Tensor) -> Tensor:
         """The model-ready examples at ``indices`` (a 1-D int64 tensor), batch first."""
 
+    @property
+    def continuous_names(self) -> list[str]:
+        """Names of the continuous attribute columns, lower case (none unless the dataset has some)."""
+        return []
+
+    @property
+    def continuous(self) -> Tensor:
+        """``(N, C)`` float32: continuous attribute values, one column per name in `continuous_names`."""
+        return torch.zeros(len(self), len(self.continuous_names))
+
     def __len__(self) -> int:
         return int(self.split.shape[0])
 
@@ -87,13 +102,20 @@ class InMemoryDataset(Dataset):
         name: registry name. modality: e.g. ``image``. examples: ``(N, ...)`` storage tensor (uint8 pixels,
         int64 tokens, ...). attributes: ``(N, A)`` bool. attribute_names: A lower-case names.
         split: ``(N,)`` int8, 0 train / 1 test. spec: see `Dataset.spec`. to_model: storage batch -> model batch.
+        continuous: ``(N, C)`` float continuous attributes named ``continuous_names``. safe_augmentations:
+        see `Dataset.safe_augmentations`.
     """
 
     def __init__(self, name: str, modality: str, examples: Tensor, attributes: Tensor,
                  attribute_names: Sequence[str], split: Tensor, spec: Mapping[str, Any],
-                 to_model: Callable[[Tensor], Tensor] | None = None, meta: Mapping[str, Any] | None = None):
+                 to_model: Callable[[Tensor], Tensor] | None = None, meta: Mapping[str, Any] | None = None,
+                 continuous: Tensor | None = None, continuous_names: Sequence[str] = (),
+                 safe_augmentations: Sequence[str] = ()):
         if not (len(examples) == len(attributes) == len(split)):
             raise ValueError("examples, attributes and split must have the same length")
+        continuous = torch.zeros(len(examples), 0) if continuous is None else continuous.float()
+        if continuous.shape != (len(examples), len(continuous_names)):
+            raise ValueError("continuous must have one row per example and one column per continuous name")
         self.name, self.modality = name, modality
         self.examples = examples
         self._attributes = attributes.bool()
@@ -102,6 +124,8 @@ class InMemoryDataset(Dataset):
         self._spec = dict(spec)
         self.to_model = to_model or (lambda t: t)
         self.meta = dict(meta or {})
+        self._continuous, self._continuous_names = continuous, [n.lower() for n in continuous_names]
+        self.safe_augmentations = frozenset(safe_augmentations)
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -118,6 +142,23 @@ class InMemoryDataset(Dataset):
     @property
     def split(self) -> Tensor:
         return self._split
+
+    @property
+    def continuous_names(self) -> list[str]:
+        return list(self._continuous_names)
+
+    @property
+    def continuous(self) -> Tensor:
+        return self._continuous
+
+    def with_continuous(self, values: Tensor, names: Sequence[str]) -> "InMemoryDataset":
+        """Add continuous attribute columns ``values (N, C)`` named ``names`` (in place); returns self."""
+        values = values.float()
+        if values.shape != (len(self), len(names)):
+            raise ValueError("continuous values must have one row per example and one column per name")
+        self._continuous = torch.cat([self._continuous, values], dim=1)
+        self._continuous_names += [n.lower() for n in names]
+        return self
 
     def fetch(self, indices: Tensor) -> Tensor:
         return self.to_model(self.examples[indices])
@@ -309,6 +350,11 @@ class Evaluator(ABC):
     def prepare(self, seed: int = 0) -> dict[str, float]:
         """Train or load (cached in ``cache_dir``) whatever the measures need, e.g. a classifier; return
         figures about it (e.g. its accuracy on real test data)."""
+
+    def measure(self, attribute: str, outputs: Tensor) -> Tensor | None:
+        """``(B,)`` float: the realised value of continuous ``attribute`` for each decoded output, computed in
+        data space; None when this evaluator does not know the attribute."""
+        return None
 
     @abstractmethod
     def evaluate(self, name: str, outputs: Tensor, target: Mapping[str, bool] | None = None,

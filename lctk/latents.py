@@ -1,5 +1,6 @@
 """The HDF5 latent store: posterior mu and sigma per example, the attribute table, the split, and the
-fingerprint of the backbone that encoded them.
+fingerprint of the backbone that encoded them; continuous attributes (``continuous``, float32) beside the binary
+ones, with their observed range over the training rows (stores written before they existed open with none).
 
 Written in chunks (bounded memory) to ``latents.h5.partial`` and renamed when complete, so a kill leaves
 either the old store or none, and an interrupted encode resumes from the rows already written (recorded in
@@ -44,12 +45,13 @@ class LatentWriter:
     """
 
     def __init__(self, path: str | Path, rows: int, latent_dim: int, attribute_names: Sequence[str],
-                 fingerprint: str, meta: dict | None = None):
+                 fingerprint: str, meta: dict | None = None, continuous_names: Sequence[str] = ()):
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.progress = self.path.with_name(self.path.name + ".partial.json")
         self.rows, self.latent_dim = rows, latent_dim
         self.names = list(attribute_names)
+        self.continuous_names = list(continuous_names)
         self.fingerprint = fingerprint
         self.meta = meta or {}
         self.file: h5py.File | None = None
@@ -74,9 +76,13 @@ class LatentWriter:
         f.create_dataset("attributes", (self.rows, len(self.names)), dtype="u1",
                          chunks=(chunk[0], max(1, len(self.names))) if self.names else None)
         f.create_dataset("split", (self.rows,), dtype="i1")
+        if self.continuous_names:
+            f.create_dataset("continuous", (self.rows, len(self.continuous_names)), dtype="f4",
+                             chunks=(chunk[0], len(self.continuous_names)))
         f.create_dataset("sigma_sum", data=np.zeros(self.latent_dim, dtype="f8"))
         f.attrs.update({"format_version": FORMAT_VERSION, "lctk_version": __version__, "fingerprint": self.fingerprint,
                         "attribute_names": json.dumps(self.names), "meta": json.dumps(self.meta),
+                        "continuous_names": json.dumps(self.continuous_names),
                         "rows_written": 0, "train_rows": 0, "complete": False})
         f.flush()
         self.file = f
@@ -85,7 +91,8 @@ class LatentWriter:
 
     def _record(self, rows_done: int) -> None:
         save_json(self.progress, {"fingerprint": self.fingerprint, "rows": self.rows, "latent_dim": self.latent_dim,
-                                  "attribute_names": self.names, "rows_written": rows_done})
+                                  "attribute_names": self.names, "continuous_names": self.continuous_names,
+                                  "rows_written": rows_done})
 
     def _resumable_rows(self) -> int | None:
         """Rows safely written by an earlier, interrupted encode of the same request, or None."""
@@ -95,7 +102,8 @@ class LatentWriter:
             progress = load_json(self.progress)
             done = progress["rows_written"]
             if progress != {"fingerprint": self.fingerprint, "rows": self.rows, "latent_dim": self.latent_dim,
-                            "attribute_names": self.names, "rows_written": done} \
+                            "attribute_names": self.names, "continuous_names": self.continuous_names,
+                            "rows_written": done} \
                     or not isinstance(done, int) or not 0 <= done <= self.rows:
                 return None
             with h5py.File(self.partial, "r") as f:
@@ -106,8 +114,9 @@ class LatentWriter:
         except Exception:  # noqa: BLE001 - anything unreadable means: start over
             return None
 
-    def write(self, mu: Tensor, sigma: Tensor, attributes: Tensor, split: Tensor) -> None:
-        """Append a block: ``mu, sigma (b, D)``, ``attributes (b, A)`` bool, ``split (b,)``."""
+    def write(self, mu: Tensor, sigma: Tensor, attributes: Tensor, split: Tensor, continuous: Tensor | None = None) -> None:
+        """Append a block: ``mu, sigma (b, D)``, ``attributes (b, A)`` bool, ``split (b,)``, and ``continuous (b, C)``
+        when the store has continuous attributes."""
         f, start = self.file, self.rows_done
         stop = start + len(mu)
         if stop > self.rows:
@@ -117,6 +126,10 @@ class LatentWriter:
         if self.names:
             f["attributes"][start:stop] = attributes.cpu().numpy().astype("u1")  # (b, A)
         f["split"][start:stop] = split.cpu().numpy().astype("i1")  # (b,)
+        if self.continuous_names:
+            if continuous is None or tuple(continuous.shape) != (len(mu), len(self.continuous_names)):
+                raise ValueError("each block needs its continuous attribute values")
+            f["continuous"][start:stop] = continuous.detach().cpu().float().numpy()  # (b, C)
         f.attrs["rows_written"] = stop
         f.flush()
         self._record(stop)  # only now: the rows are in the file
@@ -130,9 +143,18 @@ class LatentWriter:
             keep = split[lo:lo + CHUNK_ROWS] == 0
             total += f["sigma"][lo:lo + CHUNK_ROWS][keep].sum(axis=0, dtype="f8")
         f["sigma_sum"][...] = total
+        f.attrs["continuous_ranges"] = json.dumps(self._ranges(f, split))
         f.attrs["train_rows"] = int((split == 0).sum())
         f.attrs["rows_written"] = self.rows
         f.attrs["complete"] = True
+
+    def _ranges(self, f: h5py.File, split: np.ndarray) -> list[list[float]]:
+        """``[low, high]`` of each continuous attribute over the training rows (all rows if none are)."""
+        if not self.continuous_names:
+            return []
+        values = f["continuous"][...]  # (N, C)
+        train = values[split == 0] if (split == 0).any() else values
+        return [[float(lo), float(hi)] for lo, hi in zip(train.min(axis=0), train.max(axis=0))]
 
     def __exit__(self, exc_type, exc, tb):
         f = self.file
@@ -159,6 +181,19 @@ class LatentStore:
         if not (isinstance(self.attribute_names, list) and all(isinstance(a, str) for a in self.attribute_names)
                 and isinstance(self.meta, dict)):
             raise ValueError("malformed attribute names or meta")
+        self.continuous_names: list[str] = json.loads(file.attrs.get("continuous_names", "[]"))
+        ranges = json.loads(file.attrs.get("continuous_ranges", "[]"))
+        if not (isinstance(self.continuous_names, list) and all(isinstance(a, str) for a in self.continuous_names)
+                and isinstance(ranges, list) and len(ranges) == len(self.continuous_names)
+                and all(isinstance(r, list) and len(r) == 2 and all(isinstance(v, (int, float)) for v in r)
+                        and np.isfinite(r).all() and r[0] <= r[1] for r in ranges)):
+            raise ValueError("malformed continuous attribute names or ranges")
+        #: Continuous attribute name -> (low, high) observed over the training rows.
+        self.continuous_ranges: dict[str, tuple[float, float]] = {n: (float(r[0]), float(r[1]))
+                                                                   for n, r in zip(self.continuous_names, ranges)}
+        if self.continuous_names and ("continuous" not in file or file["continuous"].dtype.kind != "f"
+                                      or file["continuous"].shape != (file["mu"].shape[0], len(self.continuous_names))):
+            raise ValueError("continuous attributes missing or of the wrong type or shape")
         self.rows, self.latent_dim = file["mu"].shape
         kinds = {key: file[key].dtype.kind for key in ("mu", "sigma", "attributes", "split")}
         if kinds["mu"] != "f" or kinds["sigma"] != "f" or kinds["attributes"] not in "biu" or kinds["split"] not in "iu":
@@ -249,6 +284,16 @@ class LatentStore:
             raise LctkError(f"latent store {self.path} holds NaN or infinite values; re-run "
                             f"`lctk encode {self.path.parent} --force`")
         return mu, sigma, attrs
+
+    def load_continuous(self, part: str = "train") -> Tensor:
+        """In memory: ``(M, C)`` float32 continuous attribute values of ``part`` (``C`` may be 0)."""
+        if not self.continuous_names:
+            return torch.zeros(len(self.rows_of(part)), 0)
+        values = torch.from_numpy(self._take("continuous", self.rows_of(part).numpy(), "f4"))  # (M, C)
+        if not torch.isfinite(values).all():
+            raise LctkError(f"latent store {self.path} holds NaN or infinite attribute values; re-run "
+                            f"`lctk encode {self.path.parent} --force`")
+        return values
 
     def _take(self, key: str, rows: np.ndarray, dtype: str) -> np.ndarray:
         """Rows ``rows`` of dataset ``key`` as a native-order array of ``dtype``."""

@@ -12,7 +12,8 @@ from lctk.progress import console
 
 RUN = click.argument("run", type=click.Path(path_type=Path))
 ATTR = click.option("--attr", "attrs", multiple=True, metavar="NAME",
-                    help="Attribute to constrain (repeatable); negate with no-NAME or NAME=0.")
+                    help="Attribute to constrain (repeatable); negate with no-NAME or NAME=0; a continuous one "
+                         "takes a value (density=12) or, in sample, a sweep (density=4..16).")
 RULE = click.option("--rule", "rules", multiple=True, metavar="SPEC",
                     help="Zero-shot rule on decoded outputs, e.g. key=C or density>=8 (repeatable).")
 
@@ -77,19 +78,25 @@ def sample_cmd(run, attrs, rules, count, method, each, prior, check, seed, out):
     try:
         writer = get_registries().writer(sampler.run.modality(sampler.info))
         labels = None
-        if check and (prior or each):
-            raise LctkError("--check redraws --rule samples; it does not go with --prior or --each")
+        sweep = None if prior else sampler.sweep(attrs, rules)
+        if check and (prior or each or sweep):
+            raise LctkError("--check redraws --rule samples; it does not go with --prior, --each or a sweep")
         if prior:
             if attrs or rules or each:
                 raise LctkError("--prior draws unconstrained samples; drop --attr/--rule/--each or --prior")
             outputs = sampler.decode(sampler.backbone.prior_sample(count, torch.Generator().manual_seed(seed)))
             label = "prior"
+        elif sweep:
+            if each:
+                raise LctkError("a sweep already gives one row per value; drop --each")
+            outputs, labels = sampler.rows(sweep, count, method=method, seed=seed)
+            label = folder_name("+".join([*attrs, *rules]).replace("..", "-to-"))
         elif each:
             wants = sampler.wants(attrs, rules) or [Target(a, "attribute") for a in sampler.constrained_attributes()]
             if not wants:
                 raise LctkError(f"run {sampler.run.path} has no attribute constraints for --each; add one first")
-            rows = [sampler.decode(sampler.latents([t], count, method=method, seed=seed + i)[1]) for i, t in enumerate(wants)]
-            outputs, labels, label = torch.cat(rows), [str(t) for t in wants], "each"
+            outputs, labels = sampler.rows([[t] for t in wants], count, method=method, seed=seed)
+            label = "each"
         elif check:
             if not rules:
                 raise LctkError("--check redraws samples that break a --rule; give at least one --rule")
@@ -101,7 +108,7 @@ def sample_cmd(run, attrs, rules, count, method, each, prior, check, seed, out):
             label = folder_name("+".join([*attrs, *rules])) if attrs or rules else "realism"
         name = f"{label}-{method}" if not prior else label
         out = out or sampler.run.path / "samples" / f"{name}{writer.default_suffix}"
-        files = writer.write_batch(outputs, out, columns=count if each else None, labels=labels)
+        files = writer.write_batch(outputs, out, columns=count if labels else None, labels=labels)
     finally:
         sampler.close()
     console.print(f"wrote {len(outputs)} samples: " + ", ".join(str(f) for f in files[:3]) +

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
+from torch import Tensor
 
 from lctk.config import from_dict
 from lctk.engine.config import ConstraintConfig
@@ -48,32 +49,51 @@ def open_latents(run: RunDir, backbone: Backbone) -> LatentStore:
     return store
 
 
+def label_table(store: LatentStore, targets: Sequence[Target], part: str = "train") -> tuple[Tensor, Tensor, Tensor]:
+    """``mu, sigma (M, D)`` and ``(M, K_a)`` float labels of ``part`` for the attribute targets, in order:
+    binary attributes as 0/1, continuous ones scaled to [0, 1] over the target's range."""
+    mu, sigma, table = store.load(part)
+    values = store.load_continuous(part) if any(t.kind == "continuous" for t in targets) else None
+    cols = []
+    for t in targets:
+        if t.kind == "attribute":
+            cols.append(table[:, store.attribute_names.index(t.name)].float())
+        elif t.kind == "continuous":
+            cols.append((values[:, store.continuous_names.index(t.name)] - t.low) / ((t.high - t.low) or 1.0))
+    labels = torch.stack(cols, dim=1) if cols else torch.zeros(len(mu), 0)  # (M, K_a)
+    return mu, sigma, labels
+
+
 def _metrics(model: LatentConstraint, store: LatentStore, label_rules, n: int = 2048, seed: int = 0) -> dict[str, Any]:
     """Latent-space figures of a trained constraint (independent measures are `lctk evaluate`'s job)."""
     gen = torch.Generator().manual_seed(seed + 12345)
     out: dict[str, Any] = {}
-    mu, _, attrs = store.load("test")
-    if len(mu) == 0:
-        mu, _, attrs = store.load("train")
-    names = store.attribute_names
+    part = "test" if len(store.rows_of("test")) else "train"
+    mu, _, labels = label_table(store, model.targets_full, part)  # labels (N, K_a)
     with torch.no_grad():
         if model.attr_cols:
-            cols = [names.index(model.targets[i]) for i in model.attr_cols]
-            pred = model.attr_critic(mu) > 0  # (N, K_a)
-            out["attribute_critic_test_accuracy"] = {model.targets[i]: round((pred[:, j] == attrs[:, c]).float().mean().item(), 4)
-                                                     for j, (i, c) in enumerate(zip(model.attr_cols, cols))}
+            logits = model.attr_critic(mu)  # (N, K_a)
+            binary = [j for j in range(len(model.attr_cols)) if j not in model.continuous_pos]
+            if binary:
+                out["attribute_critic_test_accuracy"] = {
+                    model.targets[model.attr_cols[j]]: round(((logits[:, j] > 0).float() == labels[:, j]).float().mean().item(), 4)
+                    for j in binary}
+            if model.continuous_pos:  # mean absolute error in the attribute's own units
+                out["attribute_critic_test_mae"] = {
+                    t.name: round(((torch.sigmoid(logits[:, j]) - labels[:, j]).abs().mean() * (t.high - t.low)).item(), 4)
+                    for j, t in ((j, model.targets_full[model.attr_cols[j]]) for j in model.continuous_pos)}
         z = torch.randn(n, model.sigma_bar.numel(), generator=gen)
         y = torch.ones(n, len(model.targets))
         if model.attr_cols:  # condition on label rows of real examples
-            rows = attrs[torch.randint(0, len(attrs), (n,), generator=gen)][:, cols].float()
-            y[:, model.attr_cols] = rows
+            y[:, model.attr_cols] = labels[torch.randint(0, len(labels), (n,), generator=gen)]
         z_new = model.act(z, y)
         out["mean_sigma_weighted_shift"] = round(sigma_weighted_shift(z_new, z, model.sigma_bar).mean().item(), 4)
         out["realism_prob_prior"] = round(torch.sigmoid(model.realism(z, y[:, model.attr_cols])).mean().item(), 4)
         out["realism_prob_actor"] = round(torch.sigmoid(model.realism(z_new, y[:, model.attr_cols])).mean().item(), 4)
-        if model.attr_cols:
-            hit = ((model.attr_critic(z_new) > 0).float() == y[:, model.attr_cols]).all(dim=1).float().mean()
-            out["actor_attribute_match_by_critic"] = round(hit.item(), 4)
+        binary = [j for j in range(len(model.attr_cols)) if j not in model.continuous_pos]
+        if binary:
+            hit = ((model.attr_critic(z_new)[:, binary] > 0).float() == y[:, model.attr_cols][:, binary]).all(dim=1)
+            out["actor_attribute_match_by_critic"] = round(hit.float().mean().item(), 4)
         if model.rule_cols:
             before, after = label_rules(z[:512]), label_rules(z_new[:512])
             for j, i in enumerate(model.rule_cols):
@@ -93,10 +113,12 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
     info = run.read()
     backbone = run.load_backbone(info)
     with open_latents(run, backbone) as store:
-        targets, rule_objs = parse_targets(attrs, rules, store.attribute_names, run.modality(info))
-        # a constraint learns both values of each attribute; which value to sample is chosen at sampling time
-        targets = [Target(t.name, t.kind, True) for t in targets]
-        targets.sort(key=lambda t: t.kind != "attribute")
+        targets, rule_objs = parse_targets(attrs, rules, store.attribute_names, run.modality(info),
+                                           store.continuous_ranges)
+        # a constraint learns both values of each attribute (the whole range of a continuous one); which value
+        # to sample is chosen at sampling time
+        targets = [dataclasses.replace(t, value=None if t.kind == "continuous" else True) for t in targets]
+        targets.sort(key=lambda t: t.kind == "rule")
         name = name or ("+".join(t.name for t in targets) if targets else REALISM)
         config = from_dict(ConstraintConfig, {**dataclasses.asdict(ConstraintConfig()), **(overrides or {})},
                            "constraint setting")
@@ -105,7 +127,7 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
         if dest.exists() and not force:
             raise LctkError(f"constraint {dest.name!r} already exists in {run.path}; pass --force to retrain it or "
                             "--name to keep both")
-        mu, sigma, table = store.load("train")
+        mu, sigma, labels = label_table(store, targets)
         request = {"targets": [dataclasses.asdict(t) for t in targets], "config": dataclasses.asdict(config),
                    "fingerprint": store.fingerprint}
         resume = (partial / "checkpoint.safetensors").is_file() and \
@@ -115,8 +137,7 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
         partial.mkdir(parents=True, exist_ok=True)
         save_json(partial / "request.json", request)
 
-        columns = [store.attribute_names.index(t.name) for t in targets if t.kind == "attribute"]
-        source = LatentSource(mu, sigma, table[:, columns])
+        source = LatentSource(mu, sigma, labels)
         torch.manual_seed(config.seed)
         model = LatentConstraint(name, targets, store.latent_dim, config, store.sigma_bar(), store.fingerprint)
         label = rule_labeler(backbone, [rule_objs[t.name] for t in targets if t.kind == "rule"]) if rule_objs else None

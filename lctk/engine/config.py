@@ -15,7 +15,10 @@ class ConstraintConfig:
     first. Losses: ``lambda_dist`` weighs the distance penalty, ``lambda_attr`` the attribute/rule critics'
     guidance of the actor, ``gp_weight`` a gradient penalty on the realism critic (0: off); the attribute
     critic learns from encodings blurred by noise of up to ``attr_noise`` data standard deviations; a fraction
-    ``prior_fraction`` of the critic's fakes are raw prior draws. Rules: ``rule_pool`` decoded and labelled
+    ``prior_fraction`` of the critic's fakes are raw prior draws. Continuous attributes: the critic regresses
+    the value scaled to [0, 1]; the actor and ``optimize`` are guided by a Gaussian of ``continuous_sd`` (scaled
+    units) around the wanted value; a fraction ``uniform_fraction`` of the conditions the actor learns from asks
+    for values drawn uniformly over the whole observed range (the rest follow the data). Rules: ``rule_pool`` decoded and labelled
     latents, refreshed with ``relabel_batch`` new ones every ``relabel_every`` actor steps.
     """
 
@@ -34,6 +37,8 @@ class ConstraintConfig:
     gp_weight: float = 10.0
     attr_noise: float = 2.0
     prior_fraction: float = 0.1
+    continuous_sd: float = 0.05
+    uniform_fraction: float = 0.5
     rule_pool: int = 8192
     relabel_every: int = 10
     relabel_batch: int = 256

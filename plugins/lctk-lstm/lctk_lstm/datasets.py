@@ -32,7 +32,7 @@ from lctk.progress import console
 from lctk_lstm import cache, sources
 from lctk_lstm.encoding import SEQ_LEN, VOCAB_SIZE
 from lctk_lstm.extract import EXTRACT_VERSION
-from lctk_lstm.features import attribute_names, attribute_table, transpose
+from lctk_lstm.features import CONTINUOUS, attribute_names, attribute_table, continuous_table, transpose
 from lctk_lstm.parse import Job, Parsed, parse_all
 
 MODALITY = "melody"
@@ -168,7 +168,8 @@ def build(name: str, data: cache.Extracted, request: DataRequest) -> InMemoryDat
     names = attribute_names()
     meta = {"tunes": data.tunes, "tune_of_window": owner, **data.info}
     return InMemoryDataset(name, MODALITY, examples, attribute_table(examples, names), names, split,
-                           {"seq_len": SEQ_LEN, "vocab_size": VOCAB_SIZE}, meta=meta)
+                           {"seq_len": SEQ_LEN, "vocab_size": VOCAB_SIZE}, meta=meta,
+                           continuous=continuous_table(examples), continuous_names=list(CONTINUOUS))
 
 
 def _music21_version() -> str:

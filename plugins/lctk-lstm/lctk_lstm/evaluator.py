@@ -21,7 +21,7 @@ from torch import Tensor
 from lctk.errors import LctkError
 from lctk.interfaces import Evaluator
 from lctk_lstm.encoding import SEQ_LEN
-from lctk_lstm.features import ATTRIBUTES, attribute_table, note_counts, pitch_class_counts
+from lctk_lstm.features import ATTRIBUTES, CONTINUOUS, attribute_table, note_counts, pitch_class_counts
 from lctk_lstm.rules import parse_rule
 
 
@@ -54,6 +54,11 @@ class MelodyEvaluator(Evaluator):
         self._pitch_classes = pitch_class_histogram(train)
         self._densities = density_histogram(train)
         return {"train_windows": float(len(train)), "train_mean_notes": note_counts(train).float().mean().item()}
+
+    def measure(self, attribute: str, outputs: Tensor) -> Tensor | None:
+        """``(B,)`` the continuous melody attribute ``attribute`` (density, range, contour, rhythm) of the tokens."""
+        fn = CONTINUOUS.get(attribute.lower())
+        return None if fn is None else fn(outputs.detach().cpu().long()).float()
 
     def _target_column(self, name: str, outputs: Tensor) -> Tensor:
         key = name.lower()

@@ -1,7 +1,8 @@
 """Facts about batches of melody tokens ``(B, T)``, computed exactly: note counts, pitch classes, ranges, keys.
 
-The named attributes of a melody dataset come from here (`ATTRIBUTES`), so the evaluator can compute the same
-attributes for generated melodies. Only note-ons count as notes; a melody without notes fits no key or range.
+The named attributes of a melody dataset come from here (`ATTRIBUTES`, binary, and `CONTINUOUS`, numbers), so
+the evaluator can compute the same attributes for generated melodies. Only note-ons count as notes; a melody
+without notes fits no key or range.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor
 
-from lctk_lstm.encoding import FIRST_NOTE, MIN_PITCH, REST, VOCAB_SIZE
+from lctk_lstm.encoding import FIRST_NOTE, MIN_PITCH, REST, STEPS_PER_BAR, VOCAB_SIZE
 from lctk_lstm.theory import NAMES, parse_key, scale
 
 #: Note-on count thresholds of the ``dense`` and ``sparse`` attributes (of 32 steps).
@@ -41,16 +42,46 @@ def pitch_class_counts(tokens: Tensor) -> Tensor:
     return counts.scatter_add_(1, bins, torch.ones_like(bins))[:, :12]
 
 
-def max_leap(tokens: Tensor) -> Tensor:
-    """``(B,)`` largest interval in semitones between consecutive notes (0 with fewer than two notes)."""
+def intervals(tokens: Tensor) -> tuple[Tensor, Tensor]:
+    """Signed interval in semitones from the previous note to each note, ``(B, T)`` int64 (0 elsewhere), and
+    ``(B, T)`` bool telling where there is one (a note with a note before it)."""
     p = pitches(tokens)  # (B, T)
     is_note = p >= 0  # (B, T)
     steps = torch.arange(tokens.shape[1], device=tokens.device).expand_as(p)  # (B, T)
     last = torch.where(is_note, steps, torch.full_like(steps, -1)).cummax(dim=1).values  # (B, T) last note step
     before = torch.cat([torch.full_like(last[:, :1], -1), last[:, :-1]], dim=1)  # (B, T) last note before t
     prev = p.gather(1, before.clamp(min=0))  # (B, T)
-    leaps = torch.where(is_note & (before >= 0), (p - prev).abs(), torch.zeros_like(p))  # (B, T)
-    return leaps.max(dim=1).values
+    has = is_note & (before >= 0)  # (B, T)
+    return torch.where(has, p - prev, torch.zeros_like(p)), has
+
+
+def max_leap(tokens: Tensor) -> Tensor:
+    """``(B,)`` largest interval in semitones between consecutive notes (0 with fewer than two notes)."""
+    return intervals(tokens)[0].abs().max(dim=1).values
+
+
+def contour(tokens: Tensor) -> Tensor:
+    """``(B,)`` float in [-1, 1]: the mean direction of the moves between consecutive notes (+1 up, -1 down,
+    0 repeated), so 1 is a melody that only rises, -1 one that only falls; 0 with fewer than two notes."""
+    moves, has = intervals(tokens)  # (B, T) each
+    return moves.sign().float().sum(dim=1) / has.sum(dim=1).clamp(min=1).float()
+
+
+def metrical_depth(steps: int) -> Tensor:
+    """``(steps,)`` depth of each 16th-note step in 4/4: 0 bar start, 1 half bar, 2 beat, 3 eighth, 4 16th."""
+    t = torch.arange(steps) % STEPS_PER_BAR
+    depth = torch.full((steps,), 4)
+    for level, every in ((3, 2), (2, 4), (1, 8), (0, 16)):
+        depth[t % every == 0] = level
+    return depth
+
+
+def rhythmic_complexity(tokens: Tensor) -> Tensor:
+    """``(B,)`` float in [0, 1]: the mean metrical depth of the note onsets divided by 4, so 0 for notes only
+    on bar starts and 1 for notes only on off-beat 16ths; 0 without notes."""
+    onsets = (tokens >= FIRST_NOTE).float()  # (B, T)
+    depth = metrical_depth(tokens.shape[1]).to(tokens.device).float()  # (T,)
+    return (onsets * depth).sum(dim=1) / (4 * onsets.sum(dim=1).clamp(min=1))
 
 
 def pitch_bounds(tokens: Tensor) -> tuple[Tensor, Tensor]:
@@ -130,6 +161,23 @@ ATTRIBUTES: dict[str, Callable[[Summary], Tensor]] = {
     "stepwise": lambda s: (s.notes >= 2) & (s.max_leap <= 2),
     "has-rest": lambda s: s.rests > 0,
 }
+
+
+#: Continuous attribute name -> function of ``(B, T)`` tokens giving ``(B,)`` float (see docs/melodies.md).
+CONTINUOUS: dict[str, Callable[[Tensor], Tensor]] = {
+    "density": lambda tokens: note_counts(tokens).float(),
+    "range": lambda tokens: Summary.of(tokens).span.float(),
+    "contour": contour,
+    "rhythm": rhythmic_complexity,
+}
+
+
+def continuous_table(tokens: Tensor, names: Iterable[str] | None = None) -> Tensor:
+    """``(B, C)`` float: the continuous attributes ``names`` (default all) of ``(B, T)`` tokens."""
+    names = list(names) if names is not None else list(CONTINUOUS)
+    if len(tokens) == 0:
+        return torch.zeros(0, len(names))
+    return torch.stack([CONTINUOUS[n](tokens) for n in names], dim=1)
 
 
 def attribute_names() -> list[str]:
