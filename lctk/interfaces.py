@@ -349,7 +349,8 @@ class Evaluator(ABC):
     @abstractmethod
     def prepare(self, seed: int = 0) -> dict[str, float]:
         """Train or load (cached in ``cache_dir``) whatever the measures need, e.g. a classifier; return
-        figures about it (e.g. its accuracy on real test data)."""
+        figures about it (e.g. its accuracy on real test data; ``weak_judge`` True, with a
+        ``weak_judge_reason``, when it is too weak for its figures to be trusted)."""
 
     def measure(self, attribute: str, outputs: Tensor) -> Tensor | None:
         """``(B,)`` float: the realised value of continuous ``attribute`` for each decoded output, computed in

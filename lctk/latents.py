@@ -181,6 +181,8 @@ class LatentStore:
         if not (isinstance(self.attribute_names, list) and all(isinstance(a, str) for a in self.attribute_names)
                 and isinstance(self.meta, dict)):
             raise ValueError("malformed attribute names or meta")
+        #: True for a store written before continuous attributes were stored (it has none).
+        self.predates_continuous = "continuous_names" not in file.attrs
         self.continuous_names: list[str] = json.loads(file.attrs.get("continuous_names", "[]"))
         ranges = json.loads(file.attrs.get("continuous_ranges", "[]"))
         if not (isinstance(self.continuous_names, list) and all(isinstance(a, str) for a in self.continuous_names)
@@ -284,6 +286,13 @@ class LatentStore:
             raise LctkError(f"latent store {self.path} holds NaN or infinite values; re-run "
                             f"`lctk encode {self.path.parent} --force`")
         return mu, sigma, attrs
+
+    def continuous_hint(self) -> str:
+        """What to add to an unknown-attribute error when this store predates continuous attributes."""
+        if not self.predates_continuous:
+            return ""
+        return (f" (latents encoded before continuous attributes were stored have none: re-encode with "
+                f"`lctk encode {self.path.parent} --force` to add the dataset's)")
 
     def load_continuous(self, part: str = "train") -> Tensor:
         """In memory: ``(M, C)`` float32 continuous attribute values of ``part`` (``C`` may be 0)."""

@@ -31,3 +31,23 @@ def total_variation(p: Tensor, q: Tensor) -> float:
     """Total-variation distance between two histograms (normalised here): half the L1 distance."""
     p, q = p.double() / p.sum().clamp(min=1e-12), q.double() / q.sum().clamp(min=1e-12)
     return float(0.5 * (p - q).abs().sum())
+
+
+def ranks(values: Tensor) -> Tensor:
+    """``(N,)`` float64 ranks from 1 of ``values (N,)``, tied values sharing the mean of their ranks."""
+    v = values.double().flatten()
+    order = torch.argsort(v, stable=True)
+    ranked = torch.empty_like(v)
+    ranked[order] = torch.arange(1, len(v) + 1, dtype=torch.float64)
+    unique, inverse = torch.unique(v, return_inverse=True)
+    sums = torch.zeros(len(unique), dtype=torch.float64).scatter_add_(0, inverse, ranked)
+    counts = torch.zeros(len(unique), dtype=torch.float64).scatter_add_(0, inverse, torch.ones_like(v))
+    return (sums / counts)[inverse]
+
+
+def spearman(a: Tensor, b: Tensor) -> float:
+    """Spearman rank correlation of ``a (N,)`` and ``b (N,)`` (ties get mean ranks); 0 when either is constant."""
+    ra, rb = ranks(a), ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = (ra.pow(2).sum() * rb.pow(2).sum()).sqrt()
+    return float((ra * rb).sum() / denom) if denom > 0 else 0.0

@@ -93,3 +93,41 @@ def test_continuous_bad_inputs_change_nothing(ink_run, run_cli, tmp_path):
     assert "observed range" in one_line_error(run_cli("add-constraint", ink_run, "--attr", "ink=7", *TINY))
     assert not (tmp_path / "bad.png").exists()
     assert tree_digests(ink_run) == before
+
+
+def test_spearman_and_grid():
+    from lctk.engine.evaluate import value_grid
+    from lctk.metrics import spearman
+
+    assert spearman(torch.tensor([1.0, 2, 3, 4]), torch.tensor([10.0, 20, 20, 40])) == pytest.approx(0.9487, abs=1e-4)
+    assert spearman(torch.tensor([1.0, 2, 3]), torch.tensor([3.0, 2, 1])) == pytest.approx(-1.0)
+    grid = value_grid(torch.arange(101).float())
+    assert grid[0] == pytest.approx(5) and grid[-1] == pytest.approx(95) and len(grid) == 9
+
+
+class PixelJudge:
+    """Measures ink from the pixels (as the image evaluator does); no classifier needed here."""
+
+    def measure(self, attribute, outputs):
+        from lctk_conv.pixels import measure
+
+        return measure(attribute, outputs)
+
+    def evaluate(self, name, outputs, target=None, reference=None):
+        return {"n_outputs": len(outputs)}
+
+
+def test_evaluate_reports_spearman_and_mae_for_continuous_attributes(ink_run):
+    from lctk.engine.evaluate import GRID_VALUES, continuous_control
+    from lctk.engine.sampling import Sampler
+    from lctk.progress import Progress
+
+    sampler, rows = Sampler(ink_run), []
+    try:
+        out = continuous_control(sampler, PixelJudge(), 18, 0, rows, Progress(), methods=("actor",))
+    finally:
+        sampler.close()
+    figures = out["ink"]["actor"]
+    assert -1 <= figures["spearman"] <= 1 and figures["mae"] >= 0 and figures["n_outputs"] == 4 * GRID_VALUES
+    assert len(figures["grid"]) == len(figures["realised_mean"]) == GRID_VALUES
+    assert rows[0]["set"] == "continuous" and rows[0]["target"] == "ink"

@@ -114,7 +114,7 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
     backbone = run.load_backbone(info)
     with open_latents(run, backbone) as store:
         targets, rule_objs = parse_targets(attrs, rules, store.attribute_names, run.modality(info),
-                                           store.continuous_ranges)
+                                           store.continuous_ranges, store.continuous_hint())
         # a constraint learns both values of each attribute (the whole range of a continuous one); which value
         # to sample is chosen at sampling time
         targets = [dataclasses.replace(t, value=None if t.kind == "continuous" else True) for t in targets]

@@ -2,7 +2,9 @@
 trained on real data for images; histograms for melodies), never by lctk's own critics.
 
 Measured sets: reconstructions of test examples, prior samples, realism-constrained samples, conditional
-samples per constrained attribute (actor and optimize), rule satisfaction (prior vs actor), transforms.
+samples per constrained attribute (actor and optimize), continuous attributes asked for over a grid of values
+(Spearman correlation and mean absolute error between requested and realised values, the realised ones
+measured on the decoded outputs by the evaluator), rule satisfaction (prior vs actor), transforms.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def evaluate_run(run: RunDir | str, n: int = 2000, seed: int = 0, progress: Prog
         attributes = sampler.constrained_attributes()
         rules = sorted({c.targets[i] for c in sampler.constraints.all() for i in c.rule_cols})
         metrics["conditional"] = _conditional(sampler, evaluator, attributes, n, seed, rows, progress)
+        metrics["continuous"] = continuous_control(sampler, evaluator, n, seed, rows, progress)
         metrics["rules"] = _rules(sampler, evaluator, rules, n, seed, z_prior, rows)
         metrics["transforms"] = _transforms(sampler, evaluator, dataset, attributes, max(10, min(200, n // 10)), seed, progress)
         metrics["seconds"] = round(time.monotonic() - t0, 1)
@@ -92,6 +95,59 @@ def _conditional(sampler, evaluator, attributes, n, seed, rows, progress) -> dic
             out[method] = {"mean_accuracy": round(sum(valid) / len(valid), 4) if valid else None,
                            "per_attribute": accs, "mean_sigma_weighted_shift": round(torch.cat(shifts).mean().item(), 4),
                            **{k: v for k, v in pooled.items() if k != "accuracy"}}
+    return out
+
+
+#: Requested values of a continuous attribute: this many, evenly spaced between these percentiles of the data.
+GRID_VALUES, GRID_PERCENTILES = 9, (5.0, 95.0)
+
+
+def value_grid(values: Tensor, count: int = GRID_VALUES) -> list[float]:
+    """``count`` requested values evenly spaced between the `GRID_PERCENTILES` of the data's ``values (N,)``."""
+    lo, hi = (torch.quantile(values.double(), p / 100).item() for p in GRID_PERCENTILES)
+    if hi <= lo:
+        lo, hi = values.min().item(), values.max().item()
+    return [round(lo + (hi - lo) * i / (count - 1), 6) for i in range(count)]
+
+
+def continuous_control(sampler, evaluator, n, seed, rows, progress, methods=("actor", "optimize")) -> dict[str, Any]:
+    """Per continuous attribute and method: samples asked for each value of `value_grid` (``n`` in all), their
+    realised values measured by the evaluator on the decoded outputs; Spearman correlation and mean absolute
+    error between requested and realised values, and the evaluator's realism figures of the pooled samples."""
+    from lctk.metrics import spearman
+
+    out: dict[str, Any] = {}
+    targets = sampler.constrained_continuous()
+    if not targets:
+        return out
+    with progress.task("continuous attributes", total=len(targets) * len(methods) * GRID_VALUES) as bar:
+        for t in targets:
+            data = sampler.continuous_table()[:, sampler.store.continuous_names.index(t.name)]
+            grid = [min(max(v, t.low), t.high) for v in value_grid(data)]
+            per = max(4, n // len(grid))
+            for method in methods:
+                requested, realised, decoded = [], [], []
+                for i, value in enumerate(grid):
+                    want = Target(t.name, "continuous", value, t.low, t.high)
+                    outputs = sampler.decode(sampler.latents([want], per, method, seed + 3000 + i)[1])
+                    measured = evaluator.measure(t.name, outputs)
+                    bar.advance(1)
+                    if measured is None:
+                        break
+                    requested.append(torch.full((len(outputs),), value))
+                    realised.append(measured.float().cpu())
+                    decoded.append(outputs)
+                if not realised:
+                    out.setdefault(t.name, {})[method] = {"note": "the evaluator does not measure this attribute"}
+                    continue
+                req, got = torch.cat(requested), torch.cat(realised)
+                figures = {"spearman": round(spearman(req, got), 4),
+                           "mae": round((got - req).abs().mean().item(), 4),
+                           "grid": grid, "realised_mean": [round(r.mean().item(), 4) for r in realised],
+                           **evaluator.evaluate("continuous", torch.cat(decoded))}
+                out.setdefault(t.name, {})[method] = figures
+                rows.append(_row("continuous", method, t.name, len(req),
+                                 {k: v for k, v in figures.items() if k not in ("grid", "realised_mean")}))
     return out
 
 
@@ -158,9 +214,16 @@ def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _values(values) -> str:
+    return " ".join(f"{v:.3g}" for v in values)
+
+
 def print_report(metrics: dict[str, Any]) -> None:
     """Rich tables of the measured sets, conditional accuracy, rules and transforms."""
     console.print("evaluator: " + ", ".join(f"{k} {v}" for k, v in metrics["evaluator"].items()), highlight=False)
+    if metrics["evaluator"].get("weak_judge"):
+        console.print(f"WARNING: weak judge ({metrics['evaluator'].get('weak_judge_reason', 'see above')}); its "
+                      "accuracy figures understate what the samples show", highlight=False)
     keys = [k for k in dict.fromkeys(k for r in metrics["sets"] for k in r) if k not in ("set", "method", "target", "n")]
     table = Table(title="samples measured independently")
     for col in ("set", "method", "target", "n", *keys):
@@ -175,6 +238,12 @@ def print_report(metrics: dict[str, Any]) -> None:
         console.print(f"rule {spec}: prior {figures['prior_satisfied']:.1%} -> actor {figures['actor_satisfied']:.1%}"
                       f" -> actor with --check {figures['checked_satisfied']:.1%} "
                       f"({figures['checked_draws_per_sample']} draws per sample)", highlight=False)
+    for name, methods in metrics.get("continuous", {}).items():
+        for method, f in methods.items():
+            if "spearman" in f:
+                console.print(f"continuous {name} ({method}): Spearman {f['spearman']} between requested and realised "
+                              f"values, mean absolute error {f['mae']}; asked {_values(f['grid'])}, got "
+                              f"{_values(f['realised_mean'])}", highlight=False)
     t = metrics.get("transforms") or {}
     if t.get("success_rate") is not None:
         console.print(f"transforms: success {t['success_rate']:.1%} of {t['n']}, mean sigma-weighted shift "

@@ -83,7 +83,11 @@ class Sampler:
     def wants(self, attrs: Sequence[str] = (), rules: Sequence[str] = ()) -> list[Target]:
         """Parse ``--attr``/``--rule`` specs against this run (values kept: ``no-smiling`` wants 0,
         ``density=12`` wants 12)."""
-        return parse_targets(attrs, rules, self.attribute_names, self.run.modality(self.info), self.continuous_ranges)[0]
+        return parse_targets(attrs, rules, self.attribute_names, self.run.modality(self.info), self.continuous_ranges,
+                             self._hint())[0]
+
+    def _hint(self) -> str:
+        return self.store.continuous_hint() if self.run.latents_path.is_file() else ""
 
     def sweep(self, attrs: Sequence[str] = (), rules: Sequence[str] = ()) -> list[list[Target]] | None:
         """The wanted targets of each value of the one sweep among ``attrs`` (``density=4..16``), in order;
@@ -95,7 +99,7 @@ class Sampler:
             raise LctkError("sweep one attribute at a time (" + ", ".join(attrs[i] for i in sweeps) + ")")
         rest = [a for i, a in enumerate(attrs) if i != sweeps[0]]
         base = self.wants(rest, rules)
-        steps = parse_sweep(attrs[sweeps[0]], self.attribute_names, self.continuous_ranges)
+        steps = parse_sweep(attrs[sweeps[0]], self.attribute_names, self.continuous_ranges, self._hint())
         if any(t.name == steps[0].name for t in base):
             raise LctkError(f"attribute {steps[0].name!r} is asked for twice")
         return [[step, *base] for step in steps]

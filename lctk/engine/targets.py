@@ -78,7 +78,7 @@ def _continuous(spec: str, text: str, raw: str | None, name: str, low: float, hi
 
 
 def parse_attribute(spec: str, known: Sequence[str],
-                    continuous: Mapping[str, tuple[float, float]] | None = None) -> Target:
+                    continuous: Mapping[str, tuple[float, float]] | None = None, hint: str = "") -> Target:
     """``sandal`` / ``Smiling`` / ``no-smiling`` / ``not-smiling`` / ``smiling=0`` -> Target; unknown names list
     the available ones. A name that exists as written (CelebA's ``no_beard``) is never read as a negation.
     ``continuous`` maps continuous attribute names to their observed (low, high): ``density=12`` wants 12."""
@@ -106,7 +106,7 @@ def parse_attribute(spec: str, known: Sequence[str],
     if name is None:
         every = list(known) + list(continuous)
         shown = ", ".join(every[:60]) + (" ..." if len(every) > 60 else "")
-        raise LctkError(f"unknown attribute {text!r}; this run has: {shown or 'no attributes'}")
+        raise LctkError(f"unknown attribute {text!r}; this run has: {shown or 'no attributes'}{hint}")
     return Target(name, "attribute", value)
 
 
@@ -133,7 +133,8 @@ def sweep_values(spec: str) -> tuple[str, list[float]] | None:
     return name, [round(low + (high - low) * i / (SWEEP_VALUES - 1), 9) for i in range(SWEEP_VALUES)]
 
 
-def parse_sweep(spec: str, known: Sequence[str], continuous: Mapping[str, tuple[float, float]]) -> list[Target]:
+def parse_sweep(spec: str, known: Sequence[str], continuous: Mapping[str, tuple[float, float]], hint: str = ""
+                ) -> list[Target]:
     """The targets of a sweep ``NAME=LOW..HIGH[:COUNT]`` over a continuous attribute, one per value, each
     checked against the observed range (see `sweep_values`)."""
     text, values = sweep_values(spec)
@@ -142,7 +143,7 @@ def parse_sweep(spec: str, known: Sequence[str], continuous: Mapping[str, tuple[
         if _match(text, known) is not None:
             raise LctkError(f"{text!r} is a binary attribute; sweeps ({spec!r}) are for continuous attributes "
                             f"({', '.join(continuous) or 'this run has none'})")
-        parse_attribute(text, known, continuous)  # the unknown-attribute error
+        parse_attribute(text, known, continuous, hint)  # the unknown-attribute error
     low, high = continuous[name]
     if values[0] < low or values[-1] > high:
         raise LctkError(f"sweep {spec!r} goes outside the observed range of {name}, {low:g} to {high:g}; "
@@ -165,15 +166,16 @@ def parse_rule(spec: str, modality: str) -> tuple[Target, Rule]:
 
 
 def parse_targets(attrs: Sequence[str], rules: Sequence[str], known: Sequence[str], modality: str,
-                  continuous: Mapping[str, tuple[float, float]] | None = None) -> tuple[list[Target], dict[str, Rule]]:
+                  continuous: Mapping[str, tuple[float, float]] | None = None, hint: str = ""
+                  ) -> tuple[list[Target], dict[str, Rule]]:
     """Resolve all ``--attr`` and ``--rule`` specs; duplicates and contradictions are refused, and so are
-    sweeps (see `parse_sweep`: a caller that sweeps expands them first)."""
+    sweeps (see `parse_sweep`: a caller that sweeps expands them first). ``hint`` ends unknown-attribute errors."""
     targets: list[Target] = []
     rule_objs: dict[str, Rule] = {}
     for spec in attrs:
         if sweep_values(spec) is not None:
             raise LctkError(f"a sweep ({spec!r}) is for `lctk sample`; give one value here")
-        t = parse_attribute(spec, known, continuous)
+        t = parse_attribute(spec, known, continuous, hint)
         if any(o.name == t.name for o in targets):
             raise LctkError(f"attribute {t.name!r} is asked for twice")
         targets.append(t)
