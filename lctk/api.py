@@ -46,9 +46,10 @@ def import_backbone(path: str | Path, out: str | Path, *, data: str, fmt: str | 
     return _import_backbone(path, out, data=data, fmt=fmt, **dataset)
 
 
-def encode(run: RunDir | str | Path, batch_size: int = 1024, force: bool = False) -> Path:
-    """`lctk encode`: write ``RUN/latents.h5`` and return its path."""
-    return encode_run(_run(run), batch_size=batch_size, force=force)
+def encode(run: RunDir | str | Path, batch_size: int = 1024, force: bool = False, device: str = "auto",
+           prefetch: int = 2) -> Path:
+    """`lctk encode`: write ``RUN/latents.h5`` and return its path (under torchrun: each process its share)."""
+    return encode_run(_run(run), batch_size=batch_size, force=force, device=device, prefetch=prefetch)
 
 
 def sample(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: Sequence[str] = (), n: int = 64,

@@ -154,6 +154,15 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return values
 
 
+def sum_over_ranks(values: list[int]) -> list[int]:
+    """Element-wise sums of small integer counters over ranks (``values`` itself in a single process)."""
+    if not dist.is_initialized():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.int64, device=_comm_device())
+    dist.all_reduce(t)
+    return [int(v) for v in t.cpu().tolist()]
+
+
 def broadcast_bytes(data: bytes | None) -> bytes:
     """Rank 0's ``data`` on every rank (others pass None): a length, then the bytes as a uint8 tensor."""
     if not dist.is_initialized():

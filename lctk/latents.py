@@ -89,10 +89,13 @@ class LatentWriter:
         self._record(0)
         return self
 
+    def _request(self) -> dict:
+        """What a resumable partial file must have been started for (the meta names a shard's slice)."""
+        return {"fingerprint": self.fingerprint, "rows": self.rows, "latent_dim": self.latent_dim,
+                "attribute_names": self.names, "continuous_names": self.continuous_names, "meta": self.meta}
+
     def _record(self, rows_done: int) -> None:
-        save_json(self.progress, {"fingerprint": self.fingerprint, "rows": self.rows, "latent_dim": self.latent_dim,
-                                  "attribute_names": self.names, "continuous_names": self.continuous_names,
-                                  "rows_written": rows_done})
+        save_json(self.progress, {**self._request(), "rows_written": rows_done})
 
     def _resumable_rows(self) -> int | None:
         """Rows safely written by an earlier, interrupted encode of the same request, or None."""
@@ -101,14 +104,13 @@ class LatentWriter:
         try:
             progress = load_json(self.progress)
             done = progress["rows_written"]
-            if progress != {"fingerprint": self.fingerprint, "rows": self.rows, "latent_dim": self.latent_dim,
-                            "attribute_names": self.names, "continuous_names": self.continuous_names,
-                            "rows_written": done} \
+            if progress != {**self._request(), "rows_written": done} \
                     or not isinstance(done, int) or not 0 <= done <= self.rows:
                 return None
             with h5py.File(self.partial, "r") as f:
                 if not (f.attrs.get("fingerprint") == self.fingerprint and f["mu"].shape == (self.rows, self.latent_dim)
-                        and json.loads(f.attrs["attribute_names"]) == self.names):
+                        and json.loads(f.attrs["attribute_names"]) == self.names
+                        and json.loads(f.attrs["meta"]) == self.meta):
                     return None
             return done
         except Exception:  # noqa: BLE001 - anything unreadable means: start over

@@ -542,7 +542,7 @@ def test_one_process_command_under_torchrun(tiny_run, run_cli, monkeypatch, unch
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     unchanged(tiny_run)
-    refused(run_cli("encode", tiny_run, "--force"), "runs in one process", "without torchrun")
+    refused(run_cli("add-constraint", tiny_run, "--attr", "3"), "runs in one process", "without torchrun")
 
 
 def test_no_source_file_unpickles():

@@ -14,7 +14,7 @@ from lctk.errors import LctkError
 
 
 #: Commands that may run under torchrun, one process per rank (see docs/distributed.md).
-MULTI_PROCESS = {"train-vae"}
+MULTI_PROCESS = {"train-vae", "encode"}
 
 
 class LctkGroup(click.Group):
@@ -52,7 +52,7 @@ class LctkGroup(click.Group):
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and command.name not in MULTI_PROCESS:
             error = LctkError(f"`lctk {command.name}` runs in one process; start it without torchrun "
-                              f"(only {', '.join(sorted(MULTI_PROCESS))} uses several)")
+                              f"(only {' and '.join(sorted(MULTI_PROCESS))} use several)")
             error.quiet = os.environ.get("RANK", "0") != "0"  # rank 0 says it once
             raise error
         return name, command, rest

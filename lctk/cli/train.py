@@ -57,13 +57,21 @@ def train_vae_cmd(backbone, data, data_dir, data_option, out, epochs, batch_size
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True)
 @click.option("--force", is_flag=True, help="Re-encode even if up-to-date latents exist.")
-def encode_cmd(run, batch_size, force):
-    """Encode every example of RUN's dataset into RUN/latents.h5 (mu, sigma, attributes, split)."""
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--prefetch", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Batches read ahead while the encoder runs (0: none).")
+def encode_cmd(run, batch_size, force, device, prefetch):
+    """Encode every example of RUN's dataset into RUN/latents.h5 (mu, sigma, attributes, split).
+
+    Runs under torchrun too: each process encodes its share (docs/distributed.md)."""
+    from lctk.distributed import env_rank
     from lctk.encode import encode_run
     from lctk.latents import LatentStore
     from lctk.run import RunDir
 
-    path = encode_run(RunDir(run), batch_size=batch_size, force=force)
+    path = encode_run(RunDir(run), batch_size=batch_size, force=force, device=device, prefetch=prefetch)
+    if env_rank() != 0:  # under torchrun, rank 0 reports
+        return
     with LatentStore.open(path) as store:
         console.print(f"latents: {store.rows} x {store.latent_dim} with {len(store.attribute_names)} attributes "
                       f"(fingerprint {store.fingerprint}) in {path}", highlight=False)
