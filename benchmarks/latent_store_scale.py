@@ -1,9 +1,12 @@
-"""A latent store too big to want in memory: 1,000,000 latents of size 256 written through lctk's latent store
-API (lctk.latents.LatentWriter), then streamed through constraint training (lctk.engine.training.
-StreamingLatentSource) against the same training from memory (LatentSource over LatentStore.load).
+"""`lctk add-constraint` on a latent store too big to want in memory, through the CLI: 1,000,000 latents of size
+256 (2 GiB of mu and sigma) written through lctk's latent store API into a real run folder, then the same
+`lctk add-constraint RUN --attr 0 ...` command line with the default memory budget (1 GiB: the store is streamed)
+against `--memory-budget 4GiB` (the store is loaded into memory).
 
-Each side runs in its own process, so each peak RSS is its own; repeats alternate the sides. Targets: the
-streaming side's peak RSS < 1 GiB, its steps/s >= 90 % of the in-memory side's.
+Each command is its own process, so each peak RSS (``ru_maxrss`` from ``wait4``) is its own; the repeats alternate
+the sides. Steps/s are the training loop's (``training`` in the constraint's metrics.json); wall seconds are the
+whole command (imports, loading or the stream's one pass for the spread, training, metrics). Targets: streaming
+peak RSS < 1 GiB, its steps/s >= 0.9x the in-memory side's.
 
     python benchmarks/latent_store_scale.py                            # 1,000,000 x 256 (2 GiB on disk)
     python benchmarks/latent_store_scale.py --rows 50000 --steps 10 --classifier-steps 10 --repeats 1   # quick
@@ -13,114 +16,126 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from _common import Timer, console, median, peak_rss_mib, save, show  # noqa: I001  (first: lctk before torch)
+from _common import Timer, console, median, save, show  # noqa: I001  (first: lctk before torch)
 import torch
 
-from lctk.engine.config import ConstraintConfig
-from lctk.engine.constraint import LatentConstraint
-from lctk.engine.targets import Target
-from lctk.engine.training import ConstraintTrainer, LatentSource, StreamingLatentSource
-from lctk.latents import LatentStore, LatentWriter
-from lctk.progress import Progress
-
-ATTRIBUTES = ["a0", "a1", "a2", "a3"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_store(args) -> dict:
-    """Write ``rows x dim`` random latents block by block through LatentWriter."""
+def make_run(folder: Path) -> Path:
+    """A real run folder with a 256-d conv backbone (one epoch on 64 of scikit-learn's digits), whose store is
+    then replaced by the big one."""
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import make_digits_idx
+
+    digits = make_digits_idx(folder / "digits")
+    run = folder / "run"
+    lctk(["train-vae", "--backbone", "conv", "--data", "idx", "--data-dir", digits, "--out", run, "--epochs", "1",
+          "--max-examples", "64", "--latent-dim", "256", "--set", "width=8", "--set", "hidden=64"])
+    return run
+
+
+def write_store(run: Path, rows: int, dim: int) -> dict:
+    """Write ``rows x dim`` random latents block by block through LatentWriter, with the run's fingerprint."""
+    from lctk.latents import LatentWriter
+    from lctk.run import RunDir, fingerprint
+
+    run_dir = RunDir(run)
+    info = run_dir.read()
+    fp = fingerprint(run_dir.load_backbone(info))
+    names = info["dataset"]["attribute_names"]
     gen = torch.Generator().manual_seed(0)
     block = 16384
     with Timer() as t:
-        with LatentWriter(args.path, args.rows, args.dim, ATTRIBUTES, "bench") as writer:
-            for lo in range(0, args.rows, block):
-                n = min(block, args.rows - lo)
-                mu = torch.randn(n, args.dim, generator=gen)
-                sigma = 0.05 + 0.15 * torch.rand(n, args.dim, generator=gen)
-                attrs = torch.rand(n, len(ATTRIBUTES), generator=gen) < 0.1
+        with LatentWriter(run_dir.latents_path, rows, dim, names, fp,
+                          {"backbone": "conv", "dataset": "idx", "modality": "image"}) as writer:
+            for lo in range(0, rows, block):
+                n = min(block, rows - lo)
+                mu = torch.randn(n, dim, generator=gen)
+                sigma = 0.05 + 0.15 * torch.rand(n, dim, generator=gen)
+                attrs = torch.rand(n, len(names), generator=gen) < 0.1
                 split = (torch.rand(n, generator=gen) < 0.05).to(torch.int8)  # 5 % test rows
                 writer.write(mu, sigma, attrs, split)
-    return {"seconds": t.seconds, "rows_per_second": args.rows / t.seconds, "peak_rss_mib": peak_rss_mib(),
-            "file_mib": Path(args.path).stat().st_size / 2**20}
+    return {"seconds": t.seconds, "rows_per_second": rows / t.seconds,
+            "file_mib": run_dir.latents_path.stat().st_size / 2**20}
 
 
-def train(args, streamed: bool) -> dict:
-    """Constraint training for ``--attr a0`` from the store, streamed or loaded into memory."""
-    torch.manual_seed(0)
-    config = ConstraintConfig(classifier_steps=args.classifier_steps, steps=args.steps, checkpoint_every=10**9)
-    with LatentStore.open(args.path) as store, tempfile.TemporaryDirectory() as tmp:
-        with Timer() as setup:
-            if streamed:
-                source = StreamingLatentSource(store, [0], seed=0, block_batch=config.batch_size)
-            else:
-                mu, sigma, attrs = store.load("train")
-                source = LatentSource(mu, sigma, attrs[:, [0]])
-            model = LatentConstraint("a0", [Target("a0", "attribute", True)], store.latent_dim, config,
-                                     store.sigma_bar(), store.fingerprint)
-        trainer = ConstraintTrainer(model, source, config, Path(tmp) / "checkpoint.safetensors",
-                                    progress=Progress(enabled=False))
-        with Timer() as t:
-            trainer.train()
-        if streamed:
-            source.close()
-    steps = args.classifier_steps + args.steps
-    return {"setup_seconds": setup.seconds, "train_seconds": t.seconds, "steps_per_second": steps / t.seconds,
-            "peak_rss_mib": peak_rss_mib()}
+def lctk(args) -> tuple[float, float, str]:
+    """Run ``python -m lctk ARGS``: (wall seconds, peak RSS MiB, stderr)."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("LCTK_MEMORY_BUDGET", None)
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "lctk", *map(str, args)], stdout=subprocess.DEVNULL,
+                                stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise SystemExit(f"lctk {' '.join(map(str, args))} failed:\n{text[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024, text
 
 
-def child(args, what: str) -> dict:
-    argv = [sys.executable, __file__, *sys.argv[1:], "--path", str(args.path), "--child", what]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def add_constraint(args, run: Path, side: str) -> dict:
+    budget = [] if side == "stream" else ["--memory-budget", "4GiB"]  # the stream side: the default budget
+    seconds, rss, err = lctk(["add-constraint", run, "--attr", "0", "--force", *budget, "--steps", args.steps,
+                              "--set", f"classifier_steps={args.classifier_steps}", "--set", "checkpoint_every=1000000"])
+    training = json.loads((run / "constraints" / "0" / "metrics.json").read_text())["training"]
+    assert training["latents"] == side, (training, err[-2000:])
+    return {"wall_seconds": seconds, "train_seconds": training["seconds"],
+            "steps_per_second": training["steps"] / training["seconds"], "peak_rss_mib": rss}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=1_000_000)
-    p.add_argument("--dim", type=int, default=256)
+    p.add_argument("--dim", type=int, default=256, help="latent size (the backbone is built with it)")
     p.add_argument("--classifier-steps", type=int, default=50, help="attribute-critic steps per training")
-    p.add_argument("--steps", type=int, default=100, help="actor steps (each after 3 realism-critic steps)")
+    p.add_argument("--steps", type=int, default=150, help="actor steps (each after 3 realism-critic steps)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--path", help="the store's path (default: a temporary folder, deleted at the end)")
-    p.add_argument("--keep", action="store_true", help="keep the store")
+    p.add_argument("--workdir", help="folder for the run (default: a temporary one, deleted at the end)")
     p.add_argument("--name", default="latent_store_scale")
-    p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.child:
-        result = write_store(args) if args.child == "write" else train(args, args.child == "stream")
-        print(json.dumps(result))
-        return
     tmp = None
-    if not args.path:
+    if not args.workdir:
         tmp = tempfile.TemporaryDirectory(prefix="lctk-store-")
-        args.path = str(Path(tmp.name) / "latents.h5")
+        args.workdir = tmp.name
     try:
-        written = child(args, "write")
-        console.print(f"wrote {args.rows:,} x {args.dim} in {written['seconds']:.1f} s "
-                      f"({written['file_mib']:.0f} MiB, peak RSS {written['peak_rss_mib']:.0f} MiB)", highlight=False)
+        run = Path(args.workdir) / "run"
+        if not (run / "backbone.safetensors").is_file():
+            run = make_run(Path(args.workdir))
+        written = write_store(run, args.rows, args.dim)
+        console.print(f"wrote {args.rows:,} x {args.dim} in {written['seconds']:.1f} s ({written['file_mib']:.0f} MiB)",
+                      highlight=False)
         runs = {"memory": [], "stream": []}
         for r in range(args.repeats):
             for side in (("memory", "stream") if r % 2 == 0 else ("stream", "memory")):  # neither always goes first
-                runs[side].append(child(args, side))
-                console.print(f"repeat {r + 1}/{args.repeats} {side}: {runs[side][-1]['steps_per_second']:.2f} steps/s, "
-                              f"peak RSS {runs[side][-1]['peak_rss_mib']:.0f} MiB", highlight=False)
+                runs[side].append(add_constraint(args, run, side))
+                got = runs[side][-1]
+                console.print(f"repeat {r + 1}/{args.repeats} {side}: {got['steps_per_second']:.2f} steps/s, "
+                              f"{got['wall_seconds']:.1f} s in all, peak RSS {got['peak_rss_mib']:.0f} MiB", highlight=False)
     finally:
-        if tmp and not args.keep:
+        if tmp:
             tmp.cleanup()
     summary = {side: {key: median([r[key] for r in rs]) for key in rs[0]} for side, rs in runs.items()}
     ratio = summary["stream"]["steps_per_second"] / summary["memory"]["steps_per_second"]
     per_repeat = [s["steps_per_second"] / m["steps_per_second"] for m, s in zip(runs["memory"], runs["stream"])]
-    rows = [("write (LatentWriter)", written["seconds"], "-", "-", written["peak_rss_mib"])]
-    for side in runs:
+    rows = []
+    for side, label in (("memory", "`--memory-budget 4GiB` (loaded)"), ("stream", "default budget (streamed)")):
         s = summary[side]
-        rows.append((f"train from {side}", s["setup_seconds"], s["train_seconds"], s["steps_per_second"], s["peak_rss_mib"]))
-    show(f"{args.rows:,} latents x {args.dim}: {args.classifier_steps} classifier + {args.steps} actor steps "
-         f"(median of {args.repeats} processes per side)",
-         ["", "setup s", "train s", "steps/s", "peak RSS MiB"], rows)
+        rows.append((label, s["wall_seconds"], s["train_seconds"], s["steps_per_second"], s["peak_rss_mib"]))
+    show(f"lctk add-constraint on {args.rows:,} latents x {args.dim}: {args.classifier_steps} classifier + {args.steps} "
+         f"actor steps (median of {args.repeats} processes per side)",
+         ["", "wall s", "train s", "steps/s", "peak RSS MiB"], rows)
     stream_rss = max(r["peak_rss_mib"] for r in runs["stream"])
     console.print(f"streamed/in-memory steps/s: {ratio:.3f} (per repeat {', '.join(f'{x:.3f}' for x in per_repeat)}); "
                   f"streaming peak RSS {stream_rss:.0f} MiB (target < 1024 MiB, >= 0.90)", highlight=False)

@@ -278,9 +278,10 @@ class LatentStore:
             return torch.arange(self.rows)
         return torch.nonzero(self.split == (0 if part == "train" else 1)).flatten()
 
-    def load(self, part: str = "train") -> tuple[Tensor, Tensor, Tensor]:
-        """In memory: ``mu (M, D)``, ``sigma (M, D)``, ``attributes (M, A)`` bool for ``part``."""
-        rows = self.rows_of(part).numpy()
+    def load(self, part: str = "train", limit: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """In memory: ``mu (M, D)``, ``sigma (M, D)``, ``attributes (M, A)`` bool for ``part`` (its first
+        ``limit`` rows if given)."""
+        rows = self.rows_of(part).numpy()[:limit]
         mu = torch.from_numpy(self._take("mu", rows, "f4"))  # (M, D)
         sigma = torch.from_numpy(self._take("sigma", rows, "f4"))  # (M, D)
         attrs = torch.from_numpy(self._take("attributes", rows, "?"))  # (M, A)
@@ -309,8 +310,17 @@ class LatentStore:
     def _take(self, key: str, rows: np.ndarray, dtype: str) -> np.ndarray:
         """Rows ``rows`` of dataset ``key`` as a native-order array of ``dtype``."""
         try:
-            data = self.file[key][...]  # contiguous read, then select: far faster than fancy indexing in HDF5
-            return np.ascontiguousarray(data[rows], dtype=dtype)
+            data = self.file[key]
+            out = np.empty((len(rows), *data.shape[1:]), dtype=dtype)
+            # contiguous reads of a few chunks, then select: far faster than fancy indexing in HDF5, and only
+            # one block beside the result in memory (``rows`` ascend)
+            step = 8 * CHUNK_ROWS
+            bounds = np.searchsorted(rows, np.arange(0, self.rows + step, step))
+            for i, lo in enumerate(range(0, self.rows, step)):
+                a, b = bounds[i], bounds[i + 1]
+                if a < b:
+                    out[a:b] = data[lo:lo + step][rows[a:b] - lo]
+            return out
         except Exception as e:  # noqa: BLE001 - a damaged file fails in many ways inside h5py
             raise self._damaged(e) from None
 

@@ -67,3 +67,49 @@ def test_stream_blocks_stay_small_for_wide_latents(tmp_path, monkeypatch):
     row = int((every[:, 0] == mu[0, 0]).nonzero()[0])
     chunk = every[row // CHUNK_ROWS * CHUNK_ROWS:(row // CHUNK_ROWS + 1) * CHUNK_ROWS]
     assert torch.equal(mu[:, 0].sort().values, chunk[:, 0].sort().values)
+
+
+def test_add_constraint_streams_past_the_memory_budget_and_resumes(tiny_run, run_cli, tmp_path, monkeypatch):
+    """Through the CLI: a tiny budget streams (a larger one loads), and an interrupted streamed run resumes to
+    weights that depend only on the step it resumed from (two interrupted copies end bit-identical)."""
+    import json
+    import shutil
+
+    from lctk.engine.training import ConstraintTrainer
+
+    args = ["--attr", "3", "--steps", "20", "--set", "classifier_steps=10", "--set", "width=16", "--set", "depth=1",
+            "--set", "batch_size=32", "--set", "checkpoint_every=5"]
+    copies = [tiny_run] + [shutil.copytree(tiny_run, tmp_path / f"copy{i}") for i in (1, 2)]
+
+    loaded = run_cli("add-constraint", copies[0], *args)
+    assert loaded.exit_code == 0 and "streaming" not in loaded.stderr, loaded
+    metrics = json.loads((copies[0] / "constraints" / "3" / "metrics.json").read_text())
+    assert metrics["training"]["latents"] == "memory"
+
+    real_step = ConstraintTrainer.actor_step
+    for run in copies[1:]:
+        calls = {"n": 0}
+
+        def stop_after_some(self, gen):
+            calls["n"] += 1
+            if calls["n"] == 8:
+                raise KeyboardInterrupt
+            return real_step(self, gen)
+
+        monkeypatch.setattr(ConstraintTrainer, "actor_step", stop_after_some)
+        stopped = run_cli("add-constraint", run, *args, "--memory-budget", "1KiB")
+        assert stopped.exit_code != 0 and "interrupted" in stopped.stderr, stopped
+        assert (run / "constraints" / ".3.partial" / "checkpoint.safetensors").is_file()
+        monkeypatch.setattr(ConstraintTrainer, "actor_step", real_step)
+        monkeypatch.setenv("LCTK_MEMORY_BUDGET", "1KiB")  # the same budget, set the other way
+        resumed = run_cli("add-constraint", run, *args)
+        assert resumed.exit_code == 0 and "streaming latents" in resumed.stderr, resumed
+        metrics = json.loads((run / "constraints" / "3" / "metrics.json").read_text())
+        assert metrics["training"] == {**metrics["training"], "latents": "stream", "resumed": True, "steps": 30}
+        monkeypatch.delenv("LCTK_MEMORY_BUDGET")
+    weights = [(run / "constraints" / "3" / "weights.safetensors").read_bytes() for run in copies]
+    assert weights[1] == weights[2] != weights[0]
+
+    bad = run_cli("add-constraint", copies[0], *args, "--force", "--memory-budget", "lots")
+    assert bad.exit_code != 0 and bad.stderr.strip().splitlines() == [
+        "error: --memory-budget 'lots' is not a size; use e.g. 512MiB, 2GiB or a number of bytes"], bad

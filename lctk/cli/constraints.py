@@ -30,7 +30,9 @@ RULE = click.option("--rule", "rules", multiple=True, metavar="SPEC",
               help="Any other training setting (width, depth, critic_steps, gp_weight, lr, ...).")
 @click.option("--seed", type=int, help="Random seed [0].")
 @click.option("--force", is_flag=True, help="Retrain a constraint that already exists.")
-def add_constraint_cmd(run, attrs, rules, all_attributes, name, lambda_dist, steps, settings_, seed, force):
+@click.option("--memory-budget", metavar="SIZE", help="Stream latents from the store when its mu and sigma take more "
+              "than SIZE, e.g. 512MiB [LCTK_MEMORY_BUDGET, else 1GiB].")
+def add_constraint_cmd(run, attrs, rules, all_attributes, name, lambda_dist, steps, settings_, seed, force, memory_budget):
     """Train critics and an actor in RUN's latent space for attributes and/or rules (no attribute: realism only).
 
     The backbone is never changed; an interrupted command resumes when run again."""
@@ -44,7 +46,8 @@ def add_constraint_cmd(run, attrs, rules, all_attributes, name, lambda_dist, ste
     for key, value in (("lambda_dist", lambda_dist), ("steps", steps), ("seed", seed)):
         if value is not None:
             overrides[key] = value
-    folder = add_constraint(run_dir, attrs, rules, name=name, overrides=overrides, force=force)
+    folder = add_constraint(run_dir, attrs, rules, name=name, overrides=overrides, force=force,
+                            memory_budget=memory_budget)
     metrics = json.loads((folder / "metrics.json").read_text())
     shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     console.print(f"constraint {folder.name} trained in {folder}: " + ", ".join(f"{k} {v}" for k, v in shown.items()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -16,14 +17,19 @@ from lctk.engine.config import ConstraintConfig
 from lctk.engine.constraint import LatentConstraint
 from lctk.engine.constraint_set import REALISM, RunConstraints
 from lctk.engine.losses import sigma_weighted_shift
+from lctk.engine import sources
 from lctk.engine.targets import Target, parse_targets
-from lctk.engine.training import ConstraintTrainer, LatentSource
+from lctk.engine.training import ConstraintTrainer, LatentSource, StreamingLatentSource
 from lctk.errors import LctkError
 from lctk.interfaces import Backbone, Rule
 from lctk.io import load_json, save_json
 from lctk.latents import LatentStore
-from lctk.progress import Progress
+from lctk.progress import Progress, console
 from lctk.run import RunDir, fingerprint
+
+
+#: Rows of the test part (else the training part) that the latent-space metrics are measured on.
+METRIC_ROWS = 100_000
 
 
 def rule_labeler(backbone: Backbone, rules: Sequence[Rule], batch: int = 1024):
@@ -49,11 +55,13 @@ def open_latents(run: RunDir, backbone: Backbone) -> LatentStore:
     return store
 
 
-def label_table(store: LatentStore, targets: Sequence[Target], part: str = "train") -> tuple[Tensor, Tensor, Tensor]:
-    """``mu, sigma (M, D)`` and ``(M, K_a)`` float labels of ``part`` for the attribute targets, in order:
-    binary attributes as 0/1, continuous ones scaled to [0, 1] over the target's range."""
-    mu, sigma, table = store.load(part)
-    values = store.load_continuous(part) if any(t.kind == "continuous" for t in targets) else None
+def label_table(store: LatentStore, targets: Sequence[Target], part: str = "train", limit: int | None = None
+                ) -> tuple[Tensor, Tensor, Tensor]:
+    """``mu, sigma (M, D)`` and ``(M, K_a)`` float labels of ``part`` (its first ``limit`` rows if given) for the
+    attribute targets, in order: binary attributes as 0/1, continuous ones scaled to [0, 1] over the target's
+    range."""
+    mu, sigma, table = store.load(part, limit=limit)
+    values = store.load_continuous(part)[:limit] if any(t.kind == "continuous" for t in targets) else None
     cols = []
     for t in targets:
         if t.kind == "attribute":
@@ -69,7 +77,7 @@ def _metrics(model: LatentConstraint, store: LatentStore, label_rules, n: int = 
     gen = torch.Generator().manual_seed(seed + 12345)
     out: dict[str, Any] = {}
     part = "test" if len(store.rows_of("test")) else "train"
-    mu, _, labels = label_table(store, model.targets_full, part)  # labels (N, K_a)
+    mu, _, labels = label_table(store, model.targets_full, part, limit=METRIC_ROWS)  # labels (N, K_a)
     with torch.no_grad():
         if model.attr_cols:
             logits = model.attr_critic(mu)  # (N, K_a)
@@ -103,13 +111,16 @@ def _metrics(model: LatentConstraint, store: LatentStore, label_rules, n: int = 
 
 
 def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: Sequence[str] = (), name: str | None = None,
-                   overrides: Mapping[str, Any] | None = None, force: bool = False, progress: Progress | None = None
-                   ) -> Path:
+                   overrides: Mapping[str, Any] | None = None, force: bool = False, progress: Progress | None = None,
+                   memory_budget: str | int | None = None) -> Path:
     """Train a constraint for ``attrs`` (attribute names, negations allowed) and ``rules`` (rule specs);
     with neither, the unconditional realism constraint. Returns its folder. An interrupted run of the same
-    request resumes; an existing constraint of that name is kept unless ``force``."""
+    request resumes; an existing constraint of that name is kept unless ``force``. Latents larger than
+    ``memory_budget`` (bytes or a size such as ``2GiB``; default: `lctk.engine.sources.memory_budget`) are
+    streamed from the store instead of loaded."""
     run = run if isinstance(run, RunDir) else RunDir(run)
     progress = progress or Progress()
+    budget = sources.memory_budget(memory_budget)
     info = run.read()
     backbone = run.load_backbone(info)
     with open_latents(run, backbone) as store:
@@ -127,7 +138,6 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
         if dest.exists() and not force:
             raise LctkError(f"constraint {dest.name!r} already exists in {run.path}; pass --force to retrain it or "
                             "--name to keep both")
-        mu, sigma, labels = label_table(store, targets)
         request = {"targets": [dataclasses.asdict(t) for t in targets], "config": dataclasses.asdict(config),
                    "fingerprint": store.fingerprint}
         resume = (partial / "checkpoint.safetensors").is_file() and \
@@ -137,17 +147,31 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
         partial.mkdir(parents=True, exist_ok=True)
         save_json(partial / "request.json", request)
 
-        source = LatentSource(mu, sigma, labels)
+        # the stream carries binary attributes only: continuous targets load the store whatever its size
+        streamed = sources.latent_bytes(store) > budget and all(t.kind != "continuous" for t in targets)
+        if streamed:
+            console.print(f"streaming latents from {store.path}: {sources.latent_bytes(store) / 2**30:.2f} GiB of mu and sigma "
+                          f"exceed the memory budget of {budget / 2**30:.2f} GiB (--memory-budget)", highlight=False)
+            columns = [store.attribute_names.index(t.name) for t in targets if t.kind == "attribute"]
+            source = StreamingLatentSource(store, columns, seed=config.seed, block_batch=config.batch_size)
+        else:
+            source = LatentSource(*label_table(store, targets))
         torch.manual_seed(config.seed)
         model = LatentConstraint(name, targets, store.latent_dim, config, store.sigma_bar(), store.fingerprint)
         label = rule_labeler(backbone, [rule_objs[t.name] for t in targets if t.kind == "rule"]) if rule_objs else None
         trainer = ConstraintTrainer(model, source, config, partial / "checkpoint.safetensors", label, progress)
+        started = time.monotonic()
         try:
             trainer.train(resume=resume)
         except KeyboardInterrupt:
             raise LctkError(f"interrupted; run the same `lctk add-constraint` command again to resume") from None
+        finally:
+            getattr(source, "close", lambda: None)()
+        seconds = time.monotonic() - started
         model.eval()
-        metrics = {"losses": trainer.last, **_metrics(model, store, label, seed=config.seed)}
+        metrics = {"losses": trainer.last, **_metrics(model, store, label, seed=config.seed),
+                   "training": {"latents": "stream" if streamed else "memory", "seconds": round(seconds, 3),
+                                "steps": trainer.total, "resumed": resume}}
     model.save(partial)
     save_json(partial / "metrics.json", metrics)
     (partial / "checkpoint.safetensors").unlink(missing_ok=True)

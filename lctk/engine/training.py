@@ -51,15 +51,20 @@ class LatentSource:
         """``(n, K_a)`` label rows of random examples (the data's joint attribute distribution)."""
         return self.labels[torch.randint(0, len(self.labels), (n,), generator=gen)]
 
+    def resume_at(self, step: int) -> None:
+        """Nothing to do: every draw comes from the step's generator, so a resumed run is bit-identical."""
+
 
 class StreamingLatentSource:
     """Training latents streamed from a `LatentStore` in shuffled contiguous blocks (memory bounded by the
     store's stream buffer, not by its size); the same interface as `LatentSource`. ``columns`` picks the
-    attribute columns used as labels. Batches follow the stream's own seeded order, so a resumed run is not
-    bit-identical to an uninterrupted one (the in-memory source is)."""
+    attribute columns used as labels. Batches follow the stream's own order, seeded by ``seed`` and, after
+    `resume_at`, by the step resumed from: a resumed run depends on where it was interrupted, so it is not
+    bit-identical to an uninterrupted one (the in-memory source's is)."""
 
     def __init__(self, store, columns: list[int], part: str = "train", seed: int = 0, block_batch: int = 256):
         self.store, self.columns = store, list(columns)
+        self.part, self.seed, self.block_batch = part, seed, block_batch
         self.rows = len(store.rows_of(part))
         self._stream = store.stream(block_batch, part, generator=torch.Generator().manual_seed(seed))
         self._mu = self._sigma = self._labels = None  # what is left of the last streamed batch
@@ -112,6 +117,14 @@ class StreamingLatentSource:
     def labels_like(self, n: int, gen: torch.Generator) -> Tensor:
         """``(n, K_a)`` label rows of streamed examples (the data's joint attribute distribution)."""
         return self._take(n)[2]
+
+    def resume_at(self, step: int) -> None:
+        """Restart the stream in an order seeded by (seed, ``step``) (the stream's position is not checkpointed)."""
+        if step:
+            self._stream.close()
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+            self._stream = self.store.stream(self.block_batch, self.part, generator=gen)
+            self._mu = self._sigma = self._labels = None
 
     def close(self) -> None:
         """Stop the stream's reader thread."""
@@ -297,6 +310,7 @@ class ConstraintTrainer:
         """Run both phases to the end (from the checkpoint if ``resume``); return the last losses."""
         if resume:
             self.restore()
+            self.src.resume_at(self.step)
         c = self.c
         n_cls = c.classifier_steps if self.k_a else 0
         every = c.checkpoint_every
