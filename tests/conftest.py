@@ -110,3 +110,20 @@ def fresh_plugins():
     yield plugins
     plugins.reset()
     reset_plugin_commands()
+
+
+def interrupt_actor_step(monkeypatch, at: int) -> None:
+    """Make the ``at``-th actor step of constraint training raise KeyboardInterrupt, as Ctrl-C would (the
+    trainer has checkpointed by then when ``checkpoint_every`` is small); ``monkeypatch.undo()`` restores it."""
+    from lctk.engine.training import ConstraintTrainer
+
+    real_step = ConstraintTrainer.actor_step
+    calls = {"n": 0}
+
+    def stop_after_some(self, gen):
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise KeyboardInterrupt
+        return real_step(self, gen)
+
+    monkeypatch.setattr(ConstraintTrainer, "actor_step", stop_after_some)

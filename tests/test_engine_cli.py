@@ -82,33 +82,22 @@ def test_sample_transform_evaluate(tiny_run, run_cli, tmp_path):
     assert json.loads(cached.stdout)["evaluator"]["classifier_cached"] is True
 
 
-def test_interrupted_add_constraint_resumes_bit_identically(tiny_run, run_cli, tmp_path):
+def test_interrupted_add_constraint_resumes_bit_identically(tiny_run, run_cli, tmp_path, monkeypatch):
     """A checkpoint taken midway, then the same command: the same weights as an uninterrupted run."""
     import shutil
 
     from lctk.engine.add import add_constraint
-    from lctk.engine.training import ConstraintTrainer
+    from tests.conftest import interrupt_actor_step
 
     overrides = {"steps": 20, "classifier_steps": 10, "width": 16, "depth": 1, "batch_size": 32, "checkpoint_every": 5}
     other = tmp_path / "other"
     shutil.copytree(tiny_run, other)
     straight = add_constraint(tiny_run, ["3"], overrides=overrides)
 
-    real_step = ConstraintTrainer.actor_step
-    calls = {"n": 0}
-
-    def stop_after_some(self, gen):
-        calls["n"] += 1
-        if calls["n"] == 8:
-            raise KeyboardInterrupt
-        return real_step(self, gen)
-
-    ConstraintTrainer.actor_step = stop_after_some
-    try:
-        with pytest.raises(Exception):
-            add_constraint(other, ["3"], overrides=overrides)
-    finally:
-        ConstraintTrainer.actor_step = real_step
+    interrupt_actor_step(monkeypatch, at=8)
+    with pytest.raises(Exception):
+        add_constraint(other, ["3"], overrides=overrides)
+    monkeypatch.undo()
     assert (other / "constraints" / ".3.partial" / "checkpoint.safetensors").is_file()
     resumed = add_constraint(other, ["3"], overrides=overrides)
     assert digest(straight / "weights.safetensors") == digest(resumed / "weights.safetensors")

@@ -75,7 +75,7 @@ def test_add_constraint_streams_past_the_memory_budget_and_resumes(tiny_run, run
     import json
     import shutil
 
-    from lctk.engine.training import ConstraintTrainer
+    from tests.conftest import interrupt_actor_step
 
     args = ["--attr", "3", "--steps", "20", "--set", "classifier_steps=10", "--set", "width=16", "--set", "depth=1",
             "--set", "batch_size=32", "--set", "checkpoint_every=5"]
@@ -86,27 +86,18 @@ def test_add_constraint_streams_past_the_memory_budget_and_resumes(tiny_run, run
     metrics = json.loads((copies[0] / "constraints" / "3" / "metrics.json").read_text())
     assert metrics["training"]["latents"] == "memory"
 
-    real_step = ConstraintTrainer.actor_step
     for run in copies[1:]:
-        calls = {"n": 0}
-
-        def stop_after_some(self, gen):
-            calls["n"] += 1
-            if calls["n"] == 8:
-                raise KeyboardInterrupt
-            return real_step(self, gen)
-
-        monkeypatch.setattr(ConstraintTrainer, "actor_step", stop_after_some)
+        interrupt_actor_step(monkeypatch, at=8)
         stopped = run_cli("add-constraint", run, *args, "--memory-budget", "1KiB")
         assert stopped.exit_code != 0 and "interrupted" in stopped.stderr, stopped
         assert (run / "constraints" / ".3.partial" / "checkpoint.safetensors").is_file()
-        monkeypatch.setattr(ConstraintTrainer, "actor_step", real_step)
+        monkeypatch.undo()
         monkeypatch.setenv("LCTK_MEMORY_BUDGET", "1KiB")  # the same budget, set the other way
         resumed = run_cli("add-constraint", run, *args)
         assert resumed.exit_code == 0 and "streaming latents" in resumed.stderr, resumed
         metrics = json.loads((run / "constraints" / "3" / "metrics.json").read_text())
         assert metrics["training"] == {**metrics["training"], "latents": "stream", "resumed": True, "steps": 30}
-        monkeypatch.delenv("LCTK_MEMORY_BUDGET")
+        monkeypatch.undo()
     weights = [(run / "constraints" / "3" / "weights.safetensors").read_bytes() for run in copies]
     assert weights[1] == weights[2] != weights[0]
 
