@@ -78,18 +78,67 @@ def flops_per_image(run: Path) -> float:
     return counter.get_total_flops() / len(x)
 
 
+def train_flops_per_image(run: Path) -> float:
+    """FLOPs of one VAE training step (forward and backward of encoder and decoder) per image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lctk.run import RunDir
+
+    run_dir = RunDir(run)
+    backbone = run_dir.load_backbone()
+    for weight in backbone.parameters():
+        weight.requires_grad_(True)
+    backbone.train()
+    x = run_dir.load_dataset().fetch(torch.arange(64))  # (64, 1, 28, 28)
+    with FlopCounterMode(display=False) as counter:
+        backbone.elbo_terms(x, generator=torch.Generator().manual_seed(0))["loss"].backward()
+    return counter.get_total_flops() / len(x)
+
+
+def autoencoder_kl_flops_per_image(size: int = 256) -> float | None:
+    """FLOPs of the encoder of a Stable-Diffusion-style ``AutoencoderKL`` (84 M weights, 4 x size/8 x size/8
+    latents) per ``size`` x ``size`` RGB image, counted on the meta device (no weights, no arithmetic); None
+    without diffusers."""
+    try:
+        from diffusers import AutoencoderKL
+    except ImportError:
+        return None
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
+                            up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[128, 256, 512, 512],
+                            layers_per_block=2, latent_channels=4, sample_size=size)
+    with FlopCounterMode(display=False) as counter:
+        vae.encode(torch.empty(1, 3, size, size, device="meta"))
+    return float(counter.get_total_flops())
+
+
+def flops_report(run: Path) -> dict:
+    report = {"conv_encoder_flops_per_image": flops_per_image(run),
+              "conv_vae_train_step_flops_per_image": train_flops_per_image(run),
+              "autoencoder_kl_256_encoder_flops_per_image": autoencoder_kl_flops_per_image()}
+    for key, value in report.items():
+        console.print(f"{key}: {value / 1e6:,.2f} MFLOP" if value else f"{key}: not available", highlight=False)
+    return report
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", required=True, help="a trained Fashion-MNIST conv run, copied, never written")
     p.add_argument("--batch-size", type=int, default=1024, help="lctk encode's default")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-torchrun", action="store_true")
+    p.add_argument("--flops-only", action="store_true", help="only count FLOPs per image (encode, train, AutoencoderKL)")
     p.add_argument("--name", default="encode_throughput")
     p.add_argument("--child-run", help=argparse.SUPPRESS)
     p.add_argument("--child-prefetch", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child_run:
         print(json.dumps(child(args)))
+        return
+    if args.flops_only:
+        save(args.name + "_flops", flops_report(Path(args.run)), args)
         return
     with tempfile.TemporaryDirectory(prefix="lctk-encode-") as tmp:
         run = Path(tmp) / "run"
