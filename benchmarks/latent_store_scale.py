@@ -104,6 +104,47 @@ def add_constraint(args, run: Path, side: str) -> dict:
             "steps_per_second": training["steps"] / training["seconds"], "peak_rss_mib": rss}
 
 
+def interleaved(args, run: Path) -> dict:
+    """Both sources in one process, their adversarial steps (3 critic + 1 actor) alternating one by one: a
+    per-step comparison that a shared machine's changing load cannot tilt. The in-memory side holds the first
+    ``--memory-rows`` training rows (the whole store with 0); the streamed side reads the whole store."""
+    import statistics
+
+    from lctk.engine.config import ConstraintConfig
+    from lctk.engine.constraint import LatentConstraint
+    from lctk.engine.targets import Target
+    from lctk.engine.training import ConstraintTrainer, LatentSource, StreamingLatentSource, step_generator
+    from lctk.latents import LatentStore
+    from lctk.progress import Progress
+
+    config = ConstraintConfig(checkpoint_every=10**9)
+    times: dict[str, list[float]] = {"memory": [], "stream": []}
+    with LatentStore.open(run / "latents.h5") as store, tempfile.TemporaryDirectory() as tmp:
+        mu, sigma, attrs = store.load("train", limit=args.memory_rows or None)
+        sources = {"memory": LatentSource(mu, sigma, attrs[:, [0]]),
+                   "stream": StreamingLatentSource(store, [0], seed=0, block_batch=config.batch_size)}
+        trainers = {}
+        for side, source in sources.items():
+            torch.manual_seed(0)
+            model = LatentConstraint("0", [Target(store.attribute_names[0], "attribute", True)], store.latent_dim,
+                                     config, store.sigma_bar(), store.fingerprint)
+            trainers[side] = ConstraintTrainer(model, source, config, Path(tmp) / f"{side}.safetensors",
+                                               progress=Progress(enabled=False))
+        for step in range(args.interleaved):
+            for side in (("memory", "stream") if step % 2 == 0 else ("stream", "memory")):
+                with Timer() as t:
+                    for k in range(config.critic_steps):
+                        trainers[side].critic_step(step_generator(0, 3, step * config.critic_steps + k))
+                    trainers[side].actor_step(step_generator(0, 4, step))
+                times[side].append(t.seconds)
+        sources["stream"].close()
+    medians = {side: statistics.median(v) for side, v in times.items()}
+    ratio = medians["memory"] / medians["stream"]
+    console.print(f"interleaved, {args.interleaved} steps a side: median s/step memory {medians['memory']:.3f}, "
+                  f"stream {medians['stream']:.3f}; streamed/in-memory steps/s {ratio:.3f}", highlight=False)
+    return {"seconds_per_step": times, "median_seconds_per_step": medians, "stream_over_memory_steps_per_second": ratio}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=1_000_000)
@@ -113,7 +154,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workdir", help="folder for the run (default: a temporary one, deleted at the end)")
     p.add_argument("--name", default="latent_store_scale")
+    p.add_argument("--interleaved", type=int, default=0, help="instead: N adversarial steps a side, alternating in "
+                   "one process, on the store in --workdir")
+    p.add_argument("--memory-rows", type=int, default=0, help="with --interleaved: training rows the in-memory "
+                   "side holds (0: all)")
     args = p.parse_args()
+    if args.interleaved:
+        run = Path(args.workdir) / "run"
+        save(args.name + "_interleaved", interleaved(args, run), args)
+        return
     tmp = None
     if not args.workdir:
         tmp = tempfile.TemporaryDirectory(prefix="lctk-store-")
