@@ -89,6 +89,10 @@ def _prepare(run: RunDir, batch_size: int, force: bool, progress: Progress, devi
     def prepare():
         info = run.read()
         backbone = run.load_backbone(info)
+        if not backbone.has_encoder:
+            raise LctkError(f"run {run.path} has a generator-only backbone ({info['backbone']}): it has no encoder, "
+                            "so there are no latents to encode; constrain it directly with `lctk add-constraint "
+                            f"{run.path} --attr NAME` (labelled by a labeler) or `--rule SPEC`")
         fp = fingerprint(backbone)
         if _up_to_date(run, fp, force):
             return None

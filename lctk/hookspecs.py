@@ -37,6 +37,12 @@ def register_evaluators(register):
 
 
 @hookspec
+def register_labelers(register):
+    """Register labelers: ``register(modality, labeler_class)``, a `lctk.interfaces.Labeler` subclass that labels
+    decoded outputs of generator-only backbones (a model apart from that modality's evaluator)."""
+
+
+@hookspec
 def register_rules(register):
     """Register zero-shot rules: ``register(name, parser, modality=..., help=...)``, parser(spec) -> Rule."""
 

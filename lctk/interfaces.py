@@ -1,8 +1,9 @@
 """The contracts between lctk's core and its plugins.
 
-A backbone plugin implements `Encoder`, `Decoder` and a `Backbone` that composes them into a VAE; a dataset
-plugin returns a `Dataset`; a modality plugin provides a `Writer` (outputs to files) and an `Evaluator`
-(independent quality measures). Rules are plain functions on decoded outputs. The constraints engine
+A backbone plugin implements `Encoder`, `Decoder` and a `Backbone` that composes them into a VAE (or a
+generator-only `Generator`); a dataset plugin returns a `Dataset`; a modality plugin provides a `Writer`
+(outputs to files), an `Evaluator` (independent quality measures) and optionally a `Labeler` (attributes of
+a generator's outputs). Rules are plain functions on decoded outputs. The constraints engine
 implements `Critic`, `Actor`, `Constraint` and `ConstraintSet` over latents only, so it works with any
 backbone that honours these shapes:
 
@@ -25,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from lctk.config import from_dict
+from lctk.errors import LctkError
 
 if TYPE_CHECKING:
     from lctk.media import Media
@@ -214,6 +216,8 @@ class Backbone(nn.Module, ABC):
     #: Training settings this backbone works best with (e.g. ``{"batch_size": 32}``); `lctk train-vae` uses
     #: them where the user gives no flag.
     training_defaults: ClassVar[dict[str, Any]] = {}
+    #: False for generator-only backbones (`Generator`): no q(z|x), hence no latent store and no realism critic.
+    has_encoder: ClassVar[bool] = True
     encoder: Encoder
     decoder: Decoder
 
@@ -293,6 +297,30 @@ class Importer(ABC):
         return sorted(p for p in path.rglob("*") if p.is_file())
 
 
+class Generator(Backbone):
+    """A generator-only backbone (e.g. a GAN's generator): the prior N(0, I) and a network from latents to
+    outputs, no encoder. There is no latent store of real data for it: its constraints learn from prior
+    samples labelled on their decoded outputs (by rules or by a `Labeler`), with no realism critic, since
+    its prior samples are already its model of the data. Subclasses implement `generate`."""
+
+    has_encoder = False
+
+    @abstractmethod
+    def generate(self, z: Tensor) -> Tensor:
+        """``z (B, D)`` -> outputs in data space (images ``(B, C, H, W)`` in [0, 1], ...)."""
+
+    def decode(self, z: Tensor, *, temperature: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+        return self.generate(z)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raise LctkError(f"backbone {type(self).__name__} is generator-only: it has no encoder, so examples cannot "
+                        "be encoded, reconstructed or transformed; sample and constrain it from its prior instead")
+
+    def elbo_terms(self, x: Tensor, eps: Tensor | None = None, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        raise LctkError(f"backbone {type(self).__name__} is generator-only: lctk does not train it; train it "
+                        "elsewhere and bring it in with `lctk import-backbone`")
+
+
 def gaussian_log_likelihood(x: Tensor, mean: Tensor, sigma: float) -> Tensor:
     """``(B,)`` log N(x; mean, sigma^2 I) summed over all non-batch dimensions."""
     sq = (x - mean).pow(2).flatten(1).sum(dim=1)
@@ -335,8 +363,6 @@ class Writer(ABC):
     def read_input(self, path: Path, spec: Mapping[str, Any]) -> Tensor:
         """Read a user's file into one model-ready example ``(1, ...)`` matching ``spec`` (for ``transform
         --input``). Modalities that cannot read files raise LctkError."""
-        from lctk.errors import LctkError
-
         raise LctkError(f"this modality cannot read input files; use --index instead of --input {path}")
 
 
@@ -364,6 +390,24 @@ class Evaluator(ABC):
         ``conditional``, ``reconstruction``, ...). ``target`` maps attribute names to wanted values when
         the batch was asked to have them (then report ``accuracy``); ``reference`` holds the real examples
         that ``outputs`` reconstruct, when they do (e.g. for token accuracy)."""
+
+
+class Labeler(ABC):
+    """A classifier on decoded outputs, trained on the dataset's labels: it labels the prior samples of
+    generator-only backbones so their attributes can be constrained. A model of its own (architecture, seed,
+    cache file), never the modality's `Evaluator`, so that `lctk evaluate` stays an independent judge."""
+
+    def __init__(self, dataset: Dataset, cache_dir: Path, progress=None):
+        self.dataset, self.cache_dir, self.progress = dataset, cache_dir, progress
+
+    @abstractmethod
+    def prepare(self, seed: int = 0) -> dict[str, float]:
+        """Train or load (cached in ``cache_dir``) the classifier; return figures about it (e.g. accuracy on
+        real test data)."""
+
+    @abstractmethod
+    def label(self, outputs: Tensor) -> Tensor:
+        """``(B, A)`` bool: the attributes (one column per ``dataset.attribute_names``) of decoded ``outputs``."""
 
 
 class Rule(ABC):

@@ -21,7 +21,7 @@ from lctk.errors import LctkError
 
 ENTRY_POINT_GROUP = "lctk"
 HOOKS = ("register_backbones", "register_datasets", "register_writers", "register_evaluators",
-         "register_rules", "register_importers", "register_commands")
+         "register_labelers", "register_rules", "register_importers", "register_commands")
 
 
 @dataclasses.dataclass
@@ -62,13 +62,15 @@ class PluginInfo:
 
 
 class Registries:
-    """Everything the plugins registered: backbones, datasets, writers, evaluators, rules, importers, commands."""
+    """Everything the plugins registered: backbones, datasets, writers, evaluators, labelers, rules, importers,
+    commands."""
 
     def __init__(self):
         self.backbones: dict[str, Entry] = {}
         self.datasets: dict[str, Entry] = {}
         self.writers: dict[str, Entry] = {}
         self.evaluators: dict[str, Entry] = {}
+        self.labelers: dict[str, Entry] = {}
         self.rules: dict[str, Entry] = {}
         self.importers: dict[str, Entry] = {}
         self.commands: dict[str, Entry] = {}
@@ -97,6 +99,11 @@ class Registries:
     def evaluator(self, modality: str):
         """The evaluator class for ``modality``."""
         return self._lookup(self.evaluators, "evaluator for modality", modality, "; install the plugin for it").value
+
+    def labeler(self, modality: str):
+        """The labeler class for ``modality``, or None when no plugin provides one."""
+        entry = self.labelers.get(modality.lower())
+        return entry.value if entry else None
 
     def rule_entry(self, spec: str) -> Entry:
         """The rule parser entry whose name starts ``spec`` (``key`` for ``key=C``)."""
@@ -201,7 +208,8 @@ class PluginManager:
         reg = Registries()
         tables = {"register_backbones": ("backbones", reg.backbones), "register_datasets": ("datasets", reg.datasets),
                   "register_writers": ("writers", reg.writers), "register_evaluators": ("evaluators", reg.evaluators),
-                  "register_rules": ("rules", reg.rules), "register_importers": ("importers", reg.importers)}
+                  "register_labelers": ("labelers", reg.labelers), "register_rules": ("rules", reg.rules),
+                  "register_importers": ("importers", reg.importers)}
         for hook, (kind, table) in tables.items():
             def make_register(plugin, kind=kind, table=table):
                 def register(name: str, value: Any, *, help: str = "", modality: str | None = None) -> None:
@@ -216,7 +224,7 @@ class PluginManager:
                 return register
 
             self.call(hook, make_register)
-        for table in (reg.backbones, reg.datasets, reg.writers, reg.evaluators, reg.rules, reg.importers):
+        for table in (reg.backbones, reg.datasets, reg.writers, reg.evaluators, reg.labelers, reg.rules, reg.importers):
             for key in [k for k, e in table.items() if e.plugin in self.failed]:
                 del table[key]
         reg.plugins = self.infos

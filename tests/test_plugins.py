@@ -17,8 +17,8 @@ from torch import nn
 
 from lctk import hookimpl, hookspecs
 from lctk import plugins as lctk_plugins
-from lctk.interfaces import (Backbone, BackboneConfig, Decoder, Encoder, Evaluator, InMemoryDataset, Rule, Writer,
-                             gaussian_log_likelihood)
+from lctk.interfaces import (Backbone, BackboneConfig, Decoder, Encoder, Evaluator, InMemoryDataset, Labeler, Rule,
+                             Writer, gaussian_log_likelihood)
 from lctk.io import write_bytes
 from tests.plugin_packages import (BROKEN_HOOK, BROKEN_IMPORT, REPO, broken_target, example_target,
                                    lctk_subprocess)
@@ -182,12 +182,13 @@ def test_fake_plugin_rule_evaluator_and_command(fake_plugin, run_cli):
     rule = entry.value("fake-positive>=0.5")
     assert isinstance(rule, Rule) and rule(torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])).tolist() == [
         True, True, False]
-    assert issubclass(reg.evaluator("fake"), Evaluator)
+    assert issubclass(reg.evaluator("fake"), Evaluator) and issubclass(reg.labeler("fake"), Labeler)
+    assert reg.labeler("no-such-modality") is None
     result = run_cli("fake-hello", "--name", "lctk")
     assert result.exit_code == 0 and result.stdout.strip() == "hello lctk"
     rows = rows_of(run_cli("plugins", "--json"))
     assert rows["fake-plugin"]["provides"] == {"backbones": ["fake-linear"], "datasets": ["fake-vectors"],
-                                               "writers": ["fake"], "evaluators": ["fake"],
+                                               "writers": ["fake"], "evaluators": ["fake"], "labelers": ["fake"],
                                                "rules": ["fake-positive"], "commands": ["fake-hello"]}
 
 
@@ -311,6 +312,14 @@ class MeanEvaluator(Evaluator):
         return {"mean": float(outputs.mean())}
 
 
+class SignLabeler(Labeler):
+    def prepare(self, seed=0):
+        return {}
+
+    def label(self, outputs):
+        return outputs[:, :1] > 0
+
+
 @click.command("fake-hello")
 @click.option("--name", default="world")
 def hello(name):
@@ -335,6 +344,10 @@ class FakePlugin:
     @hookimpl
     def register_evaluators(self, register):
         register("fake", MeanEvaluator)
+
+    @hookimpl
+    def register_labelers(self, register):
+        register("fake", SignLabeler)
 
     @hookimpl
     def register_rules(self, register):

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-KINDS = ("backbones", "datasets", "writers", "evaluators", "rules", "importers", "commands")
+KINDS = ("backbones", "datasets", "writers", "evaluators", "labelers", "rules", "importers", "commands")
 
 
 def plugin_rows() -> list[dict]:

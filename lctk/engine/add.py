@@ -110,6 +110,58 @@ def _metrics(model: LatentConstraint, store: LatentStore, label_rules, n: int = 
     return out
 
 
+def resolve_targets(attrs: Sequence[str], rules: Sequence[str], known: Sequence[str], modality: str,
+                    continuous: Mapping[str, tuple[float, float]] | None = None, hint: str = ""
+                    ) -> tuple[list[Target], dict[str, Rule]]:
+    """The requested targets, attributes before rules, each learned for both values (the whole range of a
+    continuous one; which value to sample is chosen at sampling time), and the parsed rules by spec."""
+    targets, rule_objs = parse_targets(attrs, rules, known, modality, continuous, hint)
+    targets = [dataclasses.replace(t, value=None if t.kind == "continuous" else True) for t in targets]
+    targets.sort(key=lambda t: t.kind == "rule")
+    return targets, rule_objs
+
+
+def constraint_config(overrides: Mapping[str, Any] | None, defaults: Mapping[str, Any] | None = None) -> ConstraintConfig:
+    """The defaults, then ``defaults`` (a backbone kind's own), then the user's ``overrides``, checked."""
+    values = {**dataclasses.asdict(ConstraintConfig()), **(defaults or {}), **(overrides or {})}
+    return from_dict(ConstraintConfig, values, "constraint setting")
+
+
+def start_partial(constraints: RunConstraints, name: str, request: dict[str, Any], force: bool) -> tuple[Path, bool]:
+    """The folder constraint ``name`` is trained in, and whether an interrupted run of the same ``request``
+    left a checkpoint there to resume; an existing constraint of that name is refused unless ``force``."""
+    dest, partial = constraints.folder(name), constraints.partial_folder(name)
+    if dest.exists() and not force:
+        raise LctkError(f"constraint {dest.name!r} already exists in {constraints.run.path}; pass --force to retrain "
+                        "it or --name to keep both")
+    resume = (partial / "checkpoint.safetensors").is_file() and \
+        (partial / "request.json").is_file() and load_json(partial / "request.json") == request
+    if not resume and partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    save_json(partial / "request.json", request)
+    return partial, resume
+
+
+def run_trainer(trainer: ConstraintTrainer, resume: bool) -> None:
+    """Train to the end; an interrupt leaves the checkpoint and says how to resume."""
+    try:
+        trainer.train(resume=resume)
+    except KeyboardInterrupt:
+        raise LctkError("interrupted; run the same `lctk add-constraint` command again to resume") from None
+    trainer.m.eval()
+
+
+def finish(constraints: RunConstraints, partial: Path, name: str, model: LatentConstraint,
+           metrics: dict[str, Any]) -> Path:
+    """Save the trained constraint and its metrics, drop the training files, move the folder into place."""
+    model.save(partial)
+    save_json(partial / "metrics.json", metrics)
+    (partial / "checkpoint.safetensors").unlink(missing_ok=True)
+    (partial / "request.json").unlink(missing_ok=True)
+    return constraints.install(partial, name)
+
+
 def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: Sequence[str] = (), name: str | None = None,
                    overrides: Mapping[str, Any] | None = None, force: bool = False, progress: Progress | None = None,
                    memory_budget: str | int | None = None) -> Path:
@@ -117,35 +169,26 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
     with neither, the unconditional realism constraint. Returns its folder. An interrupted run of the same
     request resumes; an existing constraint of that name is kept unless ``force``. Latents larger than
     ``memory_budget`` (bytes or a size such as ``2GiB``; default: `lctk.engine.sources.memory_budget`) are
-    streamed from the store instead of loaded."""
+    streamed from the store instead of loaded. Generator-only backbones learn from labelled prior samples
+    instead (see `lctk.engine.generator`)."""
     run = run if isinstance(run, RunDir) else RunDir(run)
     progress = progress or Progress()
     budget = sources.memory_budget(memory_budget)
     info = run.read()
     backbone = run.load_backbone(info)
+    if not backbone.has_encoder:
+        from lctk.engine.generator import add_generator_constraint
+
+        return add_generator_constraint(run, info, backbone, attrs, rules, name, overrides, force, progress)
     with open_latents(run, backbone) as store:
-        targets, rule_objs = parse_targets(attrs, rules, store.attribute_names, run.modality(info),
-                                           store.continuous_ranges, store.continuous_hint())
-        # a constraint learns both values of each attribute (the whole range of a continuous one); which value
-        # to sample is chosen at sampling time
-        targets = [dataclasses.replace(t, value=None if t.kind == "continuous" else True) for t in targets]
-        targets.sort(key=lambda t: t.kind == "rule")
+        targets, rule_objs = resolve_targets(attrs, rules, store.attribute_names, run.modality(info),
+                                             store.continuous_ranges, store.continuous_hint())
         name = name or ("+".join(t.name for t in targets) if targets else REALISM)
-        config = from_dict(ConstraintConfig, {**dataclasses.asdict(ConstraintConfig()), **(overrides or {})},
-                           "constraint setting")
+        config = constraint_config(overrides)
         constraints = RunConstraints(run)
-        dest, partial = constraints.folder(name), constraints.partial_folder(name)
-        if dest.exists() and not force:
-            raise LctkError(f"constraint {dest.name!r} already exists in {run.path}; pass --force to retrain it or "
-                            "--name to keep both")
         request = {"targets": [dataclasses.asdict(t) for t in targets], "config": dataclasses.asdict(config),
                    "fingerprint": store.fingerprint}
-        resume = (partial / "checkpoint.safetensors").is_file() and \
-            (partial / "request.json").is_file() and load_json(partial / "request.json") == request
-        if not resume and partial.exists():
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True, exist_ok=True)
-        save_json(partial / "request.json", request)
+        partial, resume = start_partial(constraints, name, request, force)
 
         # the stream carries binary attributes only: continuous targets load the store whatever its size
         streamed = sources.latent_bytes(store) > budget and all(t.kind != "continuous" for t in targets)
@@ -162,18 +205,11 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
         trainer = ConstraintTrainer(model, source, config, partial / "checkpoint.safetensors", label, progress)
         started = time.monotonic()
         try:
-            trainer.train(resume=resume)
-        except KeyboardInterrupt:
-            raise LctkError(f"interrupted; run the same `lctk add-constraint` command again to resume") from None
+            run_trainer(trainer, resume)
         finally:
             getattr(source, "close", lambda: None)()
         seconds = time.monotonic() - started
-        model.eval()
         metrics = {"losses": trainer.last, **_metrics(model, store, label, seed=config.seed),
                    "training": {"latents": "stream" if streamed else "memory", "seconds": round(seconds, 3),
                                 "steps": trainer.total, "resumed": resume}}
-    model.save(partial)
-    save_json(partial / "metrics.json", metrics)
-    (partial / "checkpoint.safetensors").unlink(missing_ok=True)
-    (partial / "request.json").unlink(missing_ok=True)
-    return constraints.install(partial, name)
+    return finish(constraints, partial, name, model, metrics)

@@ -4,6 +4,8 @@
 The condition ``y (B, K)`` has one column per target, attributes first: for a binary attribute the wanted
 value (0 or 1); for a continuous attribute the wanted value scaled to [0, 1] over its observed range (the
 attribute critic regresses it through a sigmoid); for a rule an "enforce" bit (1: must hold, 0: don't care).
+Constraints of generator-only backbones have no realism critic (``realism=False``): their prior samples are
+already the model's data distribution.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class LatentConstraint(Constraint, nn.Module):
     """Critics and actor for a list of targets over a ``latent_dim``-dimensional latent space."""
 
     def __init__(self, name: str, targets: Sequence[Target], latent_dim: int, config: ConstraintConfig,
-                 sigma_bar: Tensor, fingerprint: str):
+                 sigma_bar: Tensor, fingerprint: str, realism: bool = True):
         nn.Module.__init__(self)
         self.name, self.targets_full = name, list(targets)
         self.targets = [t.name for t in targets]
@@ -41,7 +43,7 @@ class LatentConstraint(Constraint, nn.Module):
         self.continuous_pos = [j for j, i in enumerate(self.attr_cols) if targets[i].kind == "continuous"]
         c = config
         k_a, k_r = len(self.attr_cols), len(self.rule_cols)
-        self.realism = LatentCritic(latent_dim, k_a, 1, c.width, c.depth, c.embed_dim)
+        self.realism = LatentCritic(latent_dim, k_a, 1, c.width, c.depth, c.embed_dim) if realism else None
         self.attr_critic = LatentCritic(latent_dim, 0, k_a, c.width, c.depth) if k_a else None
         self.rule_critic = LatentCritic(latent_dim, 0, k_r, c.width, c.depth) if k_r else None
         self.actor = GatedActor(latent_dim, k_a + k_r, c.width, c.depth, c.embed_dim)
@@ -89,8 +91,11 @@ class LatentConstraint(Constraint, nn.Module):
         return order
 
     def log_prob(self, z: Tensor, y: Tensor) -> Tensor:
-        """``(B,)`` log sigmoid D(z, y) + log p(each attribute = y | z) + sum over enforced rules of log p(rule | z)."""
-        lp = F.logsigmoid(self.realism(z, self.y_attr(y))).squeeze(1)  # (B,)
+        """``(B,)`` log sigmoid D(z, y) (when there is a realism critic) + log p(each attribute = y | z) + sum over
+        enforced rules of log p(rule | z)."""
+        lp = torch.zeros(len(z), device=z.device)  # (B,)
+        if self.realism is not None:
+            lp = lp + F.logsigmoid(self.realism(z, self.y_attr(y))).squeeze(1)
         logits = self.target_logits(z)  # (B, K)
         if self.attr_cols:
             ya = self.y_attr(y)
@@ -115,7 +120,8 @@ class LatentConstraint(Constraint, nn.Module):
         """The JSON that, with the weights, rebuilds this constraint."""
         return {"lctk_version": __version__, "format_version": FORMAT_VERSION, "name": self.name,
                 "targets": [dataclasses.asdict(t) for t in self.targets_full], "latent_dim": int(self.sigma_bar.numel()),
-                "fingerprint": self.fingerprint, "config": dataclasses.asdict(self.config)}
+                "fingerprint": self.fingerprint, "config": dataclasses.asdict(self.config),
+                "realism": self.realism is not None}
 
     def save(self, folder: Path) -> None:
         """Write constraint.json and weights.safetensors into ``folder`` (each atomically)."""
@@ -133,7 +139,7 @@ class LatentConstraint(Constraint, nn.Module):
             targets = [Target(**t) for t in info["targets"]]
             config = from_dict(ConstraintConfig, info["config"], "constraint config")
             model = cls(info["name"], targets, int(info["latent_dim"]), config, torch.ones(int(info["latent_dim"])),
-                        info["fingerprint"])
+                        info["fingerprint"], realism=bool(info.get("realism", True)))
         except KeyError as e:
             raise LctkError(f"constraint description {folder / 'constraint.json'} lacks {e}; retrain it with "
                             "`lctk add-constraint ... --force`") from None

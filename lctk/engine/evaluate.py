@@ -5,6 +5,7 @@ Measured sets: reconstructions of test examples, prior samples, realism-constrai
 samples per constrained attribute (actor and optimize), continuous attributes asked for over a grid of values
 (Spearman correlation and mean absolute error between requested and realised values, the realised ones
 measured on the decoded outputs by the evaluator), rule satisfaction (prior vs actor), transforms.
+Generator-only backbones have no encoder: no reconstructions and no transforms are measured for them.
 """
 
 from __future__ import annotations
@@ -42,13 +43,14 @@ def evaluate_run(run: RunDir | str, n: int = 2000, seed: int = 0, progress: Prog
         rows = metrics["sets"]
         gen = torch.Generator().manual_seed(seed)
 
-        test = dataset.indices("test")
-        test = test if len(test) else dataset.indices("train")
-        pick = test[torch.randperm(len(test), generator=gen)[:n]]
-        x = dataset.fetch(pick)
-        with torch.no_grad():
-            recon = sampler.decode(sampler.backbone.encode(x)[0])
-        rows.append(_row("reconstruction", "-", "-", len(x), evaluator.evaluate("reconstruction", recon, reference=x)))
+        if sampler.backbone.has_encoder:  # a generator-only backbone reconstructs nothing
+            test = dataset.indices("test")
+            test = test if len(test) else dataset.indices("train")
+            pick = test[torch.randperm(len(test), generator=gen)[:n]]
+            x = dataset.fetch(pick)
+            with torch.no_grad():
+                recon = sampler.decode(sampler.backbone.encode(x)[0])
+            rows.append(_row("reconstruction", "-", "-", len(x), evaluator.evaluate("reconstruction", recon, reference=x)))
         z_prior = sampler.backbone.prior_sample(n, gen)
         rows.append(_row("prior", "-", "-", n, evaluator.evaluate("prior", sampler.decode(z_prior))))
 
@@ -56,6 +58,7 @@ def evaluate_run(run: RunDir | str, n: int = 2000, seed: int = 0, progress: Prog
         if names:
             _, z = sampler.latents([], n, "actor", seed)
             label = "realism" if REALISM in names else f"realism ({names[0]}, data labels)"
+            label = label if sampler.backbone.has_encoder else f"actor ({names[0]}, data labels)"
             rows.append(_row(label, "actor", "-", n, evaluator.evaluate("realism", sampler.decode(z))))
         attributes = sampler.constrained_attributes()
         rules = sorted({c.targets[i] for c in sampler.constraints.all() for i in c.rule_cols})
@@ -180,7 +183,7 @@ def _rules(sampler, evaluator, rules, n, seed, z_prior, rows) -> dict[str, Any]:
 
 def _transforms(sampler, evaluator, dataset, attributes, m, seed, progress) -> dict[str, Any]:
     """Edit test examples towards an attribute they lack; success = the evaluator sees the attribute."""
-    if not attributes:
+    if not attributes or not sampler.backbone.has_encoder:
         return {}
     gen = torch.Generator().manual_seed(seed + 77)
     test = dataset.indices("test")

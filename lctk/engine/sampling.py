@@ -49,9 +49,14 @@ class Sampler:
         return list(self.info["dataset"].get("attribute_names") or self.store.attribute_names)
 
     def table(self) -> Tensor:
-        """``(N, A)`` bool attribute table of the training latents."""
+        """``(N, A)`` bool attribute table of the training latents (of the training examples, for a
+        generator-only backbone, which has no latents)."""
         if self._table is None:
-            self._table = self.store.load("train")[2]
+            if self.backbone.has_encoder:
+                self._table = self.store.load("train")[2]
+            else:
+                dataset = self.run.load_dataset(self.info)
+                self._table = dataset.attributes[dataset.indices("train")]
         return self._table
 
     def continuous_table(self) -> Tensor:
@@ -126,7 +131,7 @@ class Sampler:
                     values = self.continuous_table()[:, self.store.continuous_names.index(t.name)]
                     columns.append((values - t.low) / ((t.high - t.low) or 1.0))
                 else:
-                    columns.append(self.table()[:, self.store.attribute_names.index(t.name)].float())
+                    columns.append(self.table()[:, self.attribute_names.index(t.name)].float())
             table = torch.stack(columns, dim=1)  # (N, K_a)
             ok = torch.ones(len(table), dtype=torch.bool)
             for j, i in enumerate(c.attr_cols):

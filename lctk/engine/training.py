@@ -172,7 +172,7 @@ class ConstraintTrainer:
             spread = source.labels_like(min(len(source), 8192), torch.Generator().manual_seed(config.seed))
             self.mismatch[model.continuous_pos] = 0.5 * spread[:, model.continuous_pos].std(dim=0)
         betas = (config.beta1, config.beta2)
-        self.opt_d = adam(model.realism.parameters(), lr=config.lr, betas=betas)
+        self.opt_d = adam(model.realism.parameters(), lr=config.lr, betas=betas) if model.realism else None
         self.opt_g = adam(model.actor.parameters(), lr=config.lr, betas=betas)
         self.opt_a = adam(model.attr_critic.parameters(), lr=config.lr) if model.attr_critic else None
         self.opt_r = adam(model.rule_critic.parameters(), lr=config.lr) if model.rule_critic else None
@@ -240,6 +240,11 @@ class ConstraintTrainer:
         self.opt_a.step()
         return loss.item()
 
+    def fill_pool(self) -> None:
+        """Before the first step: fill half the pool with decoded and labelled latents."""
+        for i in range(max(1, self.c.rule_pool // (2 * self.c.relabel_batch))):
+            self.relabel(step_generator(self.c.seed, 9, i))
+
     def relabel(self, gen: torch.Generator) -> None:
         """Decode prior draws, actor outputs and encodings; add them with their rule labels to the pool."""
         n = self.c.relabel_batch
@@ -284,12 +289,12 @@ class ConstraintTrainer:
         return loss.item()
 
     def actor_step(self, gen: torch.Generator) -> dict[str, float]:
-        """One actor step: fool the realism critic, satisfy the targets, move little."""
+        """One actor step: fool the realism critic (if there is one), satisfy the targets, move little."""
         b, c, m = self.c.batch_size, self.c, self.m
         z = torch.randn(b, self.latent_dim, generator=gen)
         y = self._condition(b, gen)
         z_new = m.actor(z, y)
-        realism = sigmoid_ce(m.realism(z_new, y[:, m.attr_cols]), 1.0)
+        realism = sigmoid_ce(m.realism(z_new, y[:, m.attr_cols]), 1.0) if m.realism is not None else torch.zeros(())
         guidance = torch.zeros(())
         logits = m.target_logits(z_new)
         if self.k_a:
@@ -303,7 +308,8 @@ class ConstraintTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
-        return {"actor": realism.item(), "guidance": guidance.item(), "distance": dist.item()}
+        losses = {"actor": realism.item()} if m.realism is not None else {}
+        return {**losses, "guidance": guidance.item(), "distance": dist.item()}
 
     # -- the loop ------------------------------------------------------------------------------------------
     def train(self, resume: bool = False) -> dict[str, float]:
@@ -317,9 +323,8 @@ class ConstraintTrainer:
         last_save = time.monotonic()
         with GracefulStop() as stop, self.progress.task(f"add-constraint {self.m.name}", total=self.total,
                                                         completed=self.step) as bar:
-            if self.k_r and self.step == 0:
-                for i in range(max(1, c.rule_pool // (2 * c.relabel_batch))):
-                    self.relabel(step_generator(c.seed, 9, i))
+            if self.pool is not None and self.step == 0:
+                self.fill_pool()
             while self.step < self.total:
                 s = self.step
                 if s < n_cls:
@@ -327,7 +332,7 @@ class ConstraintTrainer:
                     info = f"classifier {loss:.3f}"
                 else:
                     g_step = s - n_cls
-                    if self.k_r and g_step % c.relabel_every == 0:
+                    if self.pool is not None and g_step % c.relabel_every == 0:
                         self.relabel(step_generator(c.seed, 2, g_step))
                     for k in range(c.critic_steps):
                         d_loss = self.critic_step(step_generator(c.seed, 3, g_step * c.critic_steps + k))

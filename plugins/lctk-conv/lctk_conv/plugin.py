@@ -1,4 +1,5 @@
-"""Entry point of lctk-conv: registers the conv backbone, image datasets, the PNG writer and evaluator."""
+"""Entry point of lctk-conv: registers the conv VAE and the DCGAN generator, image datasets, the PNG writer,
+the evaluator and the labeler."""
 
 from lctk import hookimpl
 
@@ -7,7 +8,10 @@ from lctk import hookimpl
 def register_backbones(register):
     from lctk_conv.model import ConvVAE
 
+    from lctk_conv.dcgan import DCGANGenerator
+
     register("conv", ConvVAE, help="convolutional VAE for images (Gaussian decoder, sigma_x 0.1)")
+    register("dcgan", DCGANGenerator, help="DCGAN generator for images (generator-only; import it with --format dcgan)")
 
 
 @hookimpl
@@ -39,3 +43,10 @@ def register_evaluators(register):
     from lctk_conv.evaluator import ImageEvaluator
 
     register("image", ImageEvaluator, help="independent CNN classifier: accuracy and Frechet distance")
+
+
+@hookimpl
+def register_labelers(register):
+    from lctk_conv.labeler import ImageLabeler
+
+    register("image", ImageLabeler, help="CNN labeler of generated images (a model apart from the evaluator's)")
