@@ -107,7 +107,7 @@ def check_fits(backbone: Backbone, dataset: Dataset) -> None:
     x = dataset.fetch(idx)  # (2, ...)
     try:
         with torch.no_grad():
-            if getattr(backbone, "has_encoder", True):
+            if backbone.has_encoder:
                 mu, sigma = backbone.encode(x)  # (2, D) each
             else:
                 mu = backbone.prior_sample(len(x), torch.Generator().manual_seed(0))  # (2, D)

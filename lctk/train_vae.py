@@ -26,7 +26,8 @@ PICTURE_COUNT = 64
 
 
 def write_pictures(run: RunDir, backbone: Backbone, dataset: Dataset, seed: int = 0) -> list[Path]:
-    """Reconstructions of test examples beside their originals, and prior samples, via the modality's writer."""
+    """Reconstructions of test examples beside their originals (when the backbone has an encoder), and prior
+    samples, via the modality's writer."""
     writer = get_registries().writer(dataset.modality)
     gen = torch.Generator().manual_seed(seed)
     test = dataset.indices("test")
@@ -37,10 +38,10 @@ def write_pictures(run: RunDir, backbone: Backbone, dataset: Dataset, seed: int 
     backbone.eval()
     with torch.inference_mode():
         x = dataset.fetch(idx).to(device)
-        recon = backbone.reconstruct(x).cpu()
+        recon = backbone.reconstruct(x).cpu() if backbone.has_encoder else None
         samples = backbone.sample(PICTURE_COUNT, generator=None if device.type != "cpu" else gen).cpu()
     backbone.train(was_training)
-    files = writer.write_pairs(x.cpu(), recon, run.path / f"reconstructions{writer.default_suffix}")
+    files = [] if recon is None else writer.write_pairs(x.cpu(), recon, run.path / f"reconstructions{writer.default_suffix}")
     files += writer.write_batch(samples, run.path / f"prior-samples{writer.default_suffix}")
     return files
 

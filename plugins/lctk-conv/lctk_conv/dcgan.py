@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 from einops import rearrange
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 
 from lctk.config import from_dict, to_dict
 from lctk.errors import LctkError
-from lctk.interfaces import BackboneConfig, Generator
+from lctk.interfaces import BackboneConfig, Generator, Importer
 from lctk.io import load_json, load_tensors, save_json, save_tensors
 from lctk.run import state_dict_problem
 from lctk_conv.model import _stages as upsamplings  # halvings while both sides are even and above 4
@@ -125,3 +126,22 @@ def save_dcgan(model: DCGANGenerator, path: str | Path) -> Path:
     save_tensors(path / WEIGHTS_FILE, model.state_dict())
     save_json(path / CONFIG_FILE, {"architecture": ARCHITECTURE, **to_dict(model.config)})
     return path
+
+
+class DCGANImporter(Importer):
+    """The ``dcgan`` format: ``config.json`` naming the architecture, and ``model.safetensors``."""
+
+    def detect(self, path: Path) -> bool:
+        return detect(path)
+
+    def load(self, path: Path, data_spec: Mapping[str, Any]) -> DCGANGenerator:
+        model = load_dcgan(path)
+        want = data_spec.get("input_shape")
+        if want is not None and list(model.config.input_shape) != list(want):
+            shape = "x".join(map(str, model.config.input_shape))
+            raise LctkError(f"the dcgan generator in {path} makes {shape} images (channels x height x width) but the "
+                            f"data has {'x'.join(map(str, want))}; use data of the generator's size")
+        return model
+
+    def files(self, path: Path) -> list[Path]:
+        return [path / CONFIG_FILE, path / WEIGHTS_FILE]

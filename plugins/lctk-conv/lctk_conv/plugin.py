@@ -1,5 +1,5 @@
-"""Entry point of lctk-conv: registers the conv VAE and the DCGAN generator, image datasets, the PNG writer,
-the evaluator and the labeler."""
+"""Entry point of lctk-conv: registers the conv VAE, image datasets, the PNG writer, the evaluator, the labeler
+and the importer of DCGAN generators."""
 
 from lctk import hookimpl
 
@@ -8,10 +8,7 @@ from lctk import hookimpl
 def register_backbones(register):
     from lctk_conv.model import ConvVAE
 
-    from lctk_conv.dcgan import DCGANGenerator
-
     register("conv", ConvVAE, help="convolutional VAE for images (Gaussian decoder, sigma_x 0.1)")
-    register("dcgan", DCGANGenerator, help="DCGAN generator for images (generator-only; import it with --format dcgan)")
 
 
 @hookimpl
@@ -50,3 +47,10 @@ def register_labelers(register):
     from lctk_conv.labeler import ImageLabeler
 
     register("image", ImageLabeler, help="CNN labeler of generated images (a model apart from the evaluator's)")
+
+
+@hookimpl
+def register_importers(register):
+    from lctk_conv.dcgan import DCGANImporter
+
+    register("dcgan", DCGANImporter(), help="a DCGAN generator folder: config.json (architecture dcgan) + model.safetensors")

@@ -12,10 +12,8 @@ import pytest
 import torch
 
 from lctk import hookimpl
-from lctk.config import to_dict
 from lctk.interfaces import Rule
 from lctk.io import load_tensors
-from lctk.run import RunDir, load_dataset
 from lctk_conv.dcgan import DCGANConfig, DCGANGenerator, detect, load_dcgan, save_dcgan
 
 FEW_STEPS = ["--steps", "20", "--set", "classifier_steps=20", "--set", "width=32", "--set", "depth=2",
@@ -32,28 +30,23 @@ def tiny_gan(folder: Path, seed: int = 0) -> Path:
     return save_dcgan(DCGANGenerator(DCGANConfig(input_shape=(1, 8, 8), latent_dim=4, width=4)), folder)
 
 
-def make_gan_run(source: Path, digits: Path, out: Path) -> Path:
-    """A run folder for the dcgan in ``source`` on the digits (what importing a generator writes)."""
-    model = load_dcgan(source)
-    spec = {"name": "idx", "data_dir": str(digits), "options": {}, "max_examples": None, "seed": 0}
-    dataset = load_dataset(spec)
-    spec.update(modality=dataset.modality, spec=dataset.spec, attribute_names=dataset.attribute_names)
-    out.mkdir(parents=True)
-    run = RunDir(out)
-    run.write({"backbone": "dcgan", "backbone_config": to_dict(model.config), "dataset": spec, "status": "imported"})
-    run.save_backbone(model)
-    return out
-
-
 @pytest.fixture
-def gan(tmp_path, digits_dir):
-    """(source folder, run folder) of a tiny generator on the digits."""
-    source = tiny_gan(tmp_path / "gan")
-    return source, make_gan_run(source, digits_dir, tmp_path / "run")
+def gan(tmp_path, digits_dir, run_cli):
+    """(source folder, run folder) of a tiny generator imported for the digits (its format detected)."""
+    source, run = tiny_gan(tmp_path / "gan"), tmp_path / "run"
+    result = run_cli("import-backbone", source, "--data", "idx", "--data-dir", digits_dir, "--out", run)
+    assert result.exit_code == 0, result
+    assert (run / "prior-samples.png").is_file() and not (run / "reconstructions.png").exists()
+    return source, run
 
 
-def test_dcgan_format_round_trip_and_refusals(tmp_path):
+def test_dcgan_format_round_trip_and_refusals(tmp_path, digits_dir, run_cli):
     source = tiny_gan(tmp_path / "gan")
+    big = save_dcgan(DCGANGenerator(DCGANConfig(input_shape=(1, 16, 16), latent_dim=4, width=4)), tmp_path / "big")
+    result = run_cli("import-backbone", big, "--data", "idx", "--data-dir", digits_dir, "--out", tmp_path / "run",
+                     "--format", "dcgan")
+    assert result.exit_code != 0 and "makes 1x16x16 images" in result.stderr and "1x8x8" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
     assert detect(source) and not detect(tmp_path)
     model, again = DCGANGenerator(DCGANConfig(input_shape=(1, 8, 8), latent_dim=4, width=4)), load_dcgan(source)
     z = torch.randn(3, 4)
