@@ -30,9 +30,12 @@ def import_backbone_cmd(path, data, data_dir, data_option, max_examples, out, fm
     run = import_backbone(path, out, data=data, fmt=fmt, data_dir=data_dir,
                           data_options=parse_pairs(data_option, "--data-option"), max_examples=max_examples, seed=seed)
     info = run.read()
+    generator_only = not run.load_backbone(info).has_encoder
+    step = f"lctk add-constraint {run.path} --attr NAME" if generator_only else f"lctk encode {run.path}"
     console.print(f"imported {info['source']['format']} model {info['source']['path']} "
-                  f"(latent_dim {info['backbone_config'].get('latent_dim', '?')}) for {info['dataset']['name']}; "
-                  f"run folder {run.path}; next: `lctk encode {run.path}`", highlight=False, soft_wrap=True)
+                  f"(latent_dim {info['backbone_config'].get('latent_dim', '?')}"
+                  f"{', generator-only' if generator_only else ''}) for {info['dataset']['name']}; "
+                  f"run folder {run.path}; next: `{step}`", highlight=False, soft_wrap=True)
 
 
 COMMANDS = [import_backbone_cmd]

@@ -36,6 +36,7 @@ def gan(tmp_path, digits_dir, run_cli):
     source, run = tiny_gan(tmp_path / "gan"), tmp_path / "run"
     result = run_cli("import-backbone", source, "--data", "idx", "--data-dir", digits_dir, "--out", run)
     assert result.exit_code == 0, result
+    assert "generator-only" in result.stderr and "next: `lctk add-constraint" in result.stderr
     assert (run / "prior-samples.png").is_file() and not (run / "reconstructions.png").exists()
     return source, run
 
