@@ -9,6 +9,8 @@ the tune's name, are test tunes. Options (``--data-option key=value``):
 - ``transpose=K``: add every window transposed by -K..K semitones (kept inside the pitch range);
 - ``off_grid=skip|quantize``: drop windows with notes off the 16th grid (triplets; default) or round them;
 - ``workers=N``: parsing processes (default 2);
+- ``tune_seconds=S``: seconds one tune (one file) may take to parse before it is abandoned and skipped with a
+  warning (default 30; `lctk_lstm.bounds` also caps each tune's length, bars and notes before parsing it);
 - ``voice=auto|highest|first-mono``: the line taken from MIDI files (see `lctk_lstm.midi.melody_from_midi`);
 - ``collection=NAME``: the music21 corpus collection (``music21-corpus`` only).
 """
@@ -30,6 +32,7 @@ from lctk.interfaces import InMemoryDataset
 from lctk.plugins import DataRequest
 from lctk.progress import console
 from lctk_lstm import cache, sources
+from lctk_lstm.bounds import TUNE_SECONDS
 from lctk_lstm.encoding import SEQ_LEN, VOCAB_SIZE
 from lctk_lstm.extract import EXTRACT_VERSION
 from lctk_lstm.features import CONTINUOUS, attribute_names, attribute_table, continuous_table, transpose
@@ -37,7 +40,7 @@ from lctk_lstm.parse import Job, Parsed, parse_all
 
 MODALITY = "melody"
 TEST_PERCENT = 10
-COMMON_OPTIONS = ("max_tunes", "transpose", "off_grid", "workers")
+COMMON_OPTIONS = ("max_tunes", "transpose", "off_grid", "workers", "tune_seconds")
 
 
 def warn(message: str) -> None:
@@ -55,6 +58,19 @@ def _int_option(options: dict[str, str], key: str, low: int, high: int | None = 
     if value is None or value < low or (high is not None and value > high):
         bound = f"{low}..{high}" if high is not None else f">= {low}"
         raise LctkError(f"--data-option {key}={options[key]} should be a whole number {bound}")
+    return value
+
+
+def _seconds_option(options: dict[str, str]) -> float:
+    if "tune_seconds" not in options:
+        return TUNE_SECONDS
+    try:
+        value = float(options["tune_seconds"])
+    except ValueError:
+        value = float("nan")
+    if not 0.1 <= value <= 86400:
+        raise LctkError(f"--data-option tune_seconds={options['tune_seconds']} should be a number of seconds "
+                        "from 0.1 to 86400")
     return value
 
 
@@ -118,6 +134,7 @@ def extract(name: str, request: DataRequest, key: dict[str, Any],
     options = request.options
     max_tunes = _int_option(options, "max_tunes", 1)
     workers = _int_option(options, "workers", 1, 64)
+    seconds = _seconds_option(options)
     off_grid = options.get("off_grid", "skip")
     key = {"extract_version": EXTRACT_VERSION, "dataset": name, "max_tunes": max_tunes, "off_grid": off_grid,
            "voice": voice, **key}
@@ -130,7 +147,7 @@ def extract(name: str, request: DataRequest, key: dict[str, Any],
         if max_tunes is not None:
             jobs = jobs[:max_tunes]
         results = parse_all(jobs, progress=request.progress, description=f"parse {name}", workers=workers,
-                            skip_off_grid=off_grid == "skip", voice=voice)
+                            skip_off_grid=off_grid == "skip", voice=voice, seconds=seconds)
         data = assemble(name, results, warnings, per_file)
         data.info["parse_seconds"] = round(time.perf_counter() - started, 1)
         cache.save(path, data)

@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from lctk_lstm.bounds import check_bars, check_length, check_notes
 from lctk_lstm.encoding import FIRST_NOTE, SEQ_LEN, STEPS_PER_BAR, STEPS_PER_QUARTER, Note, events_to_tokens
 
 #: Bump when the extraction changes what it produces (invalidates cached windows).
@@ -61,17 +62,25 @@ def melody_windows(melody: Melody, skip_off_grid: bool = True, limit: int | None
 
 
 def melody_from_stream(score) -> Melody:
-    """The melody of a music21 score or part: its first part, ties merged, its highest voice where it has several."""
+    """The melody of a music21 score or part: its first part, ties merged, its highest voice where it has several.
+
+    A part longer than the caps of `lctk_lstm.bounds` raises `TuneTooBig` before measures are made."""
     from music21 import meter, stream
 
     part = score
     if isinstance(score, stream.Score) and score.parts:
         part = score.parts[0]
+    quarters = float(part.highestTime)
+    check_length(quarters * STEPS_PER_QUARTER)
+    check_notes(len(part.recurse().notes))
     part = part.stripTies()
     measures = list(part.getElementsByClass(stream.Measure))
-    if not measures and part.recurse().getElementsByClass(meter.TimeSignature).first() is not None:
+    first_meter = part.recurse().getElementsByClass(meter.TimeSignature).first()
+    if not measures and first_meter is not None:
+        check_bars(quarters / max(float(first_meter.barDuration.quarterLength), 1e-9))
         part = part.makeMeasures()
         measures = list(part.getElementsByClass(stream.Measure))
+    check_bars(len(measures))
     bars = []
     ts = None
     for m in measures:

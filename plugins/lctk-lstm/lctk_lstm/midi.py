@@ -2,15 +2,19 @@
 
 Writing: format 0, one track, 4/4, tempo ``bpm``, 480 ticks per quarter. Reading: formats 0 and 1, running
 status, meta and sysex events; gives notes per track and channel with their ticks, and the time signatures,
-so `melody_from_midi` can pick a line and the 4/4 bars. A file that is not valid MIDI raises `MidiError`.
+so `melody_from_midi` can pick a line and the 4/4 bars. A file that is not valid MIDI raises `MidiError`; one
+longer than the caps of `lctk_lstm.bounds` (length, bars, notes, meter) raises `TuneTooBig` before any
+work that grows with its length.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import struct
 from pathlib import Path
 
+from lctk_lstm.bounds import check_bars, check_denominator, check_length, check_notes
 from lctk_lstm.encoding import STEPS_PER_QUARTER, Note
 from lctk_lstm.extract import FOUR_FOUR, Melody, skyline
 
@@ -119,6 +123,8 @@ def parse_midi(data: bytes) -> MidiContent:
             raise MidiError(f"track {track + 1} is truncated")
         pos += 8 + size
         _parse_track(chunk, track, notes, signatures)
+    check_notes(len(notes))
+    check_length(max((n.end for n in notes), default=0) * STEPS_PER_QUARTER / division, "the MIDI file")
     notes.sort(key=lambda n: (n.start, n.pitch))
     signatures.sort()
     return MidiContent(division, notes, signatures)
@@ -141,7 +147,7 @@ def _parse_track(chunk: bytes, track: int, notes: list[MidiNote], signatures: li
             payload = chunk[pos:pos + size]
             pos += size
             if kind == 0x58 and len(payload) >= 2:
-                signatures.append((tick, payload[0], 2 ** payload[1]))
+                signatures.append((tick, payload[0], check_denominator(payload[1])))
             elif kind == 0x2F:
                 break
             continue
@@ -201,6 +207,7 @@ def midi_bars(content: MidiContent, last_step: int) -> list[tuple[int, bool]]:
     signatures = content.time_signatures or [(0, 4, 4)]
     if signatures[0][0] > 0:
         signatures = [(0, 4, 4)] + signatures
+    check_bars(_bar_count(signatures, tpq, last_step))
     bars = []
     for i, (tick, num, den) in enumerate(signatures):
         until = signatures[i + 1][0] if i + 1 < len(signatures) else None
@@ -215,6 +222,18 @@ def midi_bars(content: MidiContent, last_step: int) -> list[tuple[int, bool]]:
             bars.append((round(start), complete))
             t += bar_ticks
     return bars
+
+
+def _bar_count(signatures: list[tuple[int, int, int]], tpq: int, last_step: int) -> float:
+    """How many bars `midi_bars` would lay out (computed, not counted, so that it is cheap)."""
+    end = last_step * tpq / STEPS_PER_QUARTER
+    total = 0.0
+    for i, (tick, num, den) in enumerate(signatures):
+        until = min(signatures[i + 1][0], end) if i + 1 < len(signatures) else end
+        bar_ticks = num * tpq * 4 / den
+        if bar_ticks > 0 and until > tick:
+            total += math.ceil((until - tick) / bar_ticks)
+    return total
 
 
 def melody_from_midi(content: MidiContent, voice: str = "auto") -> Melody:

@@ -1,7 +1,9 @@
 """Parsing tunes and files into token windows, in parallel worker processes, with a progress bar.
 
 Workers import only numpy and music21 (never torch), so they start fast. Nothing is unpickled from disk:
-music21 parses every file from source, with its own pickle cache turned off.
+music21 parses every file from source, with its own pickle cache turned off. Each job is bounded: a tune past
+the caps of `lctk_lstm.bounds`, or one that runs out of its time budget (``tune_seconds``), becomes a
+one-line ``Parsed.error`` and the next job starts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from lctk_lstm.bounds import TUNE_SECONDS, TuneTimeout, in_main_thread, time_budget
 from lctk_lstm.encoding import SEQ_LEN
 
 #: Below this many jobs, parse in this process (starting workers costs about a second).
@@ -51,22 +54,23 @@ def one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
-def parse_job(job: Job, skip_off_grid: bool = True, voice: str = "auto") -> Parsed:
-    """Parse one job (in a worker); exceptions become ``Parsed.error``."""
+def parse_job(job: Job, skip_off_grid: bool = True, voice: str = "auto",
+              seconds: float | None = TUNE_SECONDS) -> Parsed:
+    """Parse one job (in a worker) within ``seconds``; exceptions and running out of time become
+    ``Parsed.error``."""
     from lctk_lstm.extract import melody_from_stream, melody_windows
+    from lctk_lstm.midi import melody_from_midi, read_midi
 
     empty = np.zeros((0, SEQ_LEN), dtype=np.uint8)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
+        if job.kind != "midi":  # imported before the clock starts (the first import takes seconds)
+            from music21 import converter, stream
+        with time_budget(seconds), warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
                 contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             if job.kind == "midi":
-                from lctk_lstm.midi import melody_from_midi, read_midi
-
                 melody = melody_from_midi(read_midi(job.payload), voice)
             else:
-                from music21 import converter, stream
-
                 if job.kind == "abc":
                     score = converter.parseData(job.payload, format="abc")
                 else:
@@ -74,22 +78,24 @@ def parse_job(job: Job, skip_off_grid: bool = True, voice: str = "auto") -> Pars
                 if isinstance(score, stream.Opus):
                     score = score.scores[0] if score.scores else stream.Score()
                 melody = melody_from_stream(score)
-        return Parsed(job.tune, job.source, melody_windows(melody, skip_off_grid), len(melody.notes))
-    except Exception as e:  # a malformed tune or file is reported by the caller, never fatal
+            windows = melody_windows(melody, skip_off_grid)
+        return Parsed(job.tune, job.source, windows, len(melody.notes))
+    except (Exception, TuneTimeout) as e:  # a malformed, huge or slow tune is reported by the caller, never fatal
         return Parsed(job.tune, job.source, empty, 0, one_line(e))
 
 
 def parse_all(jobs: Sequence[Job], *, progress=None, description: str = "parse", workers: int | None = None,
-              skip_off_grid: bool = True, voice: str = "auto") -> list[Parsed]:
-    """Parse ``jobs`` with ``workers`` processes (default: up to 2), in job order, advancing a progress task."""
+              skip_off_grid: bool = True, voice: str = "auto", seconds: float | None = TUNE_SECONDS) -> list[Parsed]:
+    """Parse ``jobs`` with ``workers`` processes (default: up to 2), in job order, advancing a progress task;
+    each job may take ``seconds``. Off the main thread (where the time budget cannot work) always in workers."""
     from lctk.progress import silent
 
     progress = progress or silent()
-    work = functools.partial(parse_job, skip_off_grid=skip_off_grid, voice=voice)
+    work = functools.partial(parse_job, skip_off_grid=skip_off_grid, voice=voice, seconds=seconds)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     results: list[Parsed] = []
     with progress.task(description, total=len(jobs)) as task:
-        if workers <= 1 or len(jobs) < PARALLEL_FROM:
+        if (workers <= 1 or len(jobs) < PARALLEL_FROM) and (in_main_thread() or not seconds):
             for job in jobs:
                 results.append(work(job))
                 task.advance(1)
