@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from lctk.config import from_dict
+from lctk.config import Range, from_dict
 from lctk.errors import LctkError
 
 if TYPE_CHECKING:
@@ -199,8 +199,10 @@ class Decoder(nn.Module, ABC):
 
 @dataclasses.dataclass
 class BackboneConfig:
-    """Settings every backbone has; subclass it (as a dataclass) to add the backbone's own."""
+    """Settings every backbone has; subclass it (as a dataclass) to add the backbone's own, and extend `LIMITS`
+    (the allowed range of each numeric field, checked before anything is built) with theirs."""
 
+    LIMITS: ClassVar[dict[str, Range]] = {"latent_dim": Range(1, 65536), "beta": Range(0, 1e6)}
     latent_dim: int = 32
     beta: float = 1.0
 

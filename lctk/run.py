@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from lctk import FORMAT_VERSION, __version__
+from lctk.config import check_parameters
 from lctk.errors import LctkError
 from lctk.interfaces import Backbone, Dataset
 from lctk.io import is_temp, load_json, load_tensors, save_json, save_tensors
@@ -140,6 +141,7 @@ class RunDir:
         info = info or self.read()
         cls = get_registries().backbone(info["backbone"])
         config = cls.configure({}, info["backbone_config"])
+        check_parameters(lambda: cls(config), f"backbone of {self.config_path}")
         return cls(config)
 
     def load_backbone(self, info: dict[str, Any] | None = None) -> Backbone:

@@ -12,11 +12,12 @@ from typing import Any, Mapping
 import torch
 
 from lctk import distributed
-from lctk.config import to_dict
+from lctk.config import check_parameters, check_values, to_dict
 from lctk.distributed import DistInfo
 from lctk.errors import LctkError
 from lctk.interfaces import Backbone, Dataset
 from lctk.io import sweep_stale_temps
+from lctk.outputs import check_writable
 from lctk.plugins import get_registries
 from lctk.progress import Progress
 from lctk.run import RunDir, check_new_folder, dataset_record, load_dataset
@@ -85,6 +86,7 @@ def _settings(given: TrainSettings | Mapping[str, Any] | None, stored: Any) -> T
         raise LctkError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
     values = {k: v for k, v in (stored if isinstance(stored, dict) else {}).items() if k in fields}
     values.update(given or {})
+    values = check_values(TrainSettings, values, "training setting")
     return TrainSettings(**{**dataclasses.asdict(TrainSettings()), **values})
 
 
@@ -112,6 +114,9 @@ def _train_vae(run: RunDir, dist: DistInfo, backbone, data, data_dir, data_optio
     else:
         # the backbone's own training defaults (e.g. a batch size it learns best with) apply unless given
         defaults = get_registries().backbone(backbone).training_defaults if backbone else None
+        if backbone:  # the ranges of the backbone settings given, before the dataset is loaded
+            backbone_cls = get_registries().backbone(backbone)
+            check_values(backbone_cls.config_class, overrides or {}, f"{backbone_cls.__name__} config")
         settings, has_checkpoint = _settings(given, defaults), False
         distributed.share_from_main(lambda: _check_new(run, backbone, data), "checking the run folder")
 
@@ -126,6 +131,7 @@ def _train_vae(run: RunDir, dist: DistInfo, backbone, data, data_dir, data_optio
     info["training"] = dataclasses.asdict(settings)
     info["status"] = "training"
     torch.manual_seed(settings.seed)
+    check_parameters(lambda: backbone_cls(config), f"backbone {info['backbone']}")
     model = backbone_cls(config)
 
     def on_epoch_end(epoch: int, record: dict[str, Any]) -> None:
@@ -167,6 +173,7 @@ def _train_vae(run: RunDir, dist: DistInfo, backbone, data, data_dir, data_optio
 def _check_new(run: RunDir, backbone: str | None, data: str | None) -> bytes:
     """Refuse to start a new run in a folder that holds anything (leftover temporary files aside)."""
     check_new_folder(run.path, "pass --resume to continue it or choose another --out")
+    check_writable(run.path, f"--out {run.path}")
     if not backbone or not data:
         raise LctkError("a new run needs --backbone and --data (see `lctk plugins` for what is installed)")
     return b""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -19,6 +19,7 @@ from torch import nn
 from lctk import distributed
 from lctk.checkpoint import load_checkpoint, save_checkpoint
 from lctk.distributed import DistInfo
+from lctk.config import Range
 from lctk.errors import LctkError, TrainingDiverged
 from lctk.io import tensors_bytes
 from lctk.interfaces import Backbone, Dataset
@@ -31,6 +32,9 @@ class TrainSettings:
     """How to train a backbone. ``checkpoint_every``: steps between checkpoints (0: every 60 s); a checkpoint
     is also written at the end of every epoch and when interrupted."""
 
+    LIMITS: ClassVar[dict[str, Range]] = {"epochs": Range(1, 10 ** 6), "batch_size": Range(1, 65536),
+                                          "lr": Range(0, 10, low_open=True), "seed": Range(0, 2 ** 63 - 1),
+                                          "checkpoint_every": Range(0, 10 ** 9)}
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from lctk.cli.options import parse_pairs
+from lctk.outputs import check_count, check_out, check_writable, default_name
 from lctk.progress import console
 
 RUN = click.argument("run", type=click.Path(path_type=Path))
@@ -80,6 +81,11 @@ def sample_cmd(run, attrs, rules, count, method, each, prior, check, seed, out):
     sampler = Sampler(run)
     try:
         writer = get_registries().writer(sampler.run.modality(sampler.info))
+        check_count(count, writer)
+        if out is not None:
+            check_out(out, writer.default_suffix)
+        else:
+            check_writable(sampler.run.path / "samples", f"run folder {sampler.run.path}")
         labels = None
         sweep = None if prior else sampler.sweep(attrs, rules)
         if check and (prior or each or sweep):
@@ -92,12 +98,14 @@ def sample_cmd(run, attrs, rules, count, method, each, prior, check, seed, out):
         elif sweep:
             if each:
                 raise LctkError("a sweep already gives one row per value; drop --each")
+            check_count(count * len(sweep), writer)
             outputs, labels = sampler.rows(sweep, count, method=method, seed=seed)
-            label = folder_name("+".join([*attrs, *rules]).replace("..", "-to-"))
+            label = folder_name(default_name([*attrs, *rules], "realism").replace("..", "-to-"))
         elif each:
             wants = sampler.wants(attrs, rules) or [Target(a, "attribute") for a in sampler.constrained_attributes()]
             if not wants:
                 raise LctkError(f"run {sampler.run.path} has no attribute constraints for --each; add one first")
+            check_count(count * len(wants), writer)
             outputs, labels = sampler.rows([[t] for t in wants], count, method=method, seed=seed)
             label = "each"
         elif check:
@@ -105,10 +113,10 @@ def sample_cmd(run, attrs, rules, count, method, each, prior, check, seed, out):
                 raise LctkError("--check redraws samples that break a --rule; give at least one --rule")
             outputs, draws = sampler.checked(sampler.wants(attrs, rules), count, method=method, seed=seed)
             console.print(f"rules checked: {draws} samples drawn for {count}", highlight=False)
-            label = folder_name("+".join([*attrs, *rules])) + "-checked"
+            label = folder_name(default_name([*attrs, *rules], "realism")) + "-checked"
         else:
             outputs = sampler.decode(sampler.latents(sampler.wants(attrs, rules), count, method=method, seed=seed)[1])
-            label = folder_name("+".join([*attrs, *rules])) if attrs or rules else "realism"
+            label = folder_name(default_name([*attrs, *rules], "realism")) if attrs or rules else "realism"
         name = f"{label}-{method}" if not prior else label
         out = out or sampler.run.path / "samples" / f"{name}{writer.default_suffix}"
         files = writer.write_batch(outputs, out, columns=count if labels else None, labels=labels)
@@ -142,6 +150,7 @@ def transform_cmd(run, input_, indices, attrs, rules, steps, w_dist, seed, out):
     sampler = Sampler(run)
     try:
         writer = get_registries().writer(sampler.run.modality(sampler.info))
+        check_out(out, writer.default_suffix)
         wants = sampler.wants(attrs, rules)
         if input_:
             x = writer.read_input(input_, sampler.info["dataset"]["spec"])

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from lctk.config import from_dict
 from lctk.engine.config import ConstraintConfig
-from lctk.engine.constraint import LatentConstraint
+from lctk.engine.constraint import LatentConstraint, check_size
 from lctk.engine.constraint_set import REALISM, RunConstraints
 from lctk.engine.losses import sigma_weighted_shift
 from lctk.engine import sources
@@ -24,6 +24,7 @@ from lctk.errors import LctkError
 from lctk.interfaces import Backbone, Rule
 from lctk.io import load_json, save_json
 from lctk.latents import LatentStore
+from lctk.outputs import check_name, check_writable, default_name
 from lctk.progress import Progress, console
 from lctk.run import RunDir, fingerprint
 
@@ -174,7 +175,11 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
     run = run if isinstance(run, RunDir) else RunDir(run)
     progress = progress or Progress()
     budget = sources.memory_budget(memory_budget)
+    config = constraint_config(overrides)  # every --set value checked before any work
+    if name is not None:
+        check_name(name, "--name")
     info = run.read()
+    check_writable(run.constraints_dir, f"run folder {run.path}")
     backbone = run.load_backbone(info)
     if not backbone.has_encoder:
         from lctk.engine.generator import add_generator_constraint
@@ -183,8 +188,8 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
     with open_latents(run, backbone) as store:
         targets, rule_objs = resolve_targets(attrs, rules, store.attribute_names, run.modality(info),
                                              store.continuous_ranges, store.continuous_hint())
-        name = name or ("+".join(t.name for t in targets) if targets else REALISM)
-        config = constraint_config(overrides)
+        name = name or default_name([t.name for t in targets], REALISM)
+        check_size(targets, store.latent_dim, config, "this constraint")
         constraints = RunConstraints(run)
         request = {"targets": [dataclasses.asdict(t) for t in targets], "config": dataclasses.asdict(config),
                    "fingerprint": store.fingerprint}

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
+
+from lctk.config import Range
+
+BIG = 10 ** 9
 
 
 @dataclasses.dataclass
@@ -20,7 +25,20 @@ class ConstraintConfig:
     units) around the wanted value; a fraction ``uniform_fraction`` of the conditions the actor learns from asks
     for values drawn uniformly over the whole observed range (the rest follow the data). Rules: ``rule_pool`` decoded and labelled
     latents, refreshed with ``relabel_batch`` new ones every ``relabel_every`` actor steps.
+
+    `LIMITS` holds the allowed range of each setting (checked for ``--set`` values and constraint.json alike);
+    the networks' size as a whole is bounded by `lctk.config.check_parameters`.
     """
+
+    LIMITS: ClassVar[dict[str, Range]] = {
+        "width": Range(1, 16384), "depth": Range(0, 64), "embed_dim": Range(1, 4096), "batch_size": Range(1, 65536),
+        "steps": Range(1, BIG), "critic_steps": Range(1, 1000), "classifier_steps": Range(0, BIG),
+        "lr": Range(0, 1, low_open=True), "beta1": Range(0, 0.9999), "beta2": Range(0, 0.9999),
+        "lambda_dist": Range(0, 1e6), "lambda_attr": Range(0, 1e6), "gp_weight": Range(0, 1e6),
+        "attr_noise": Range(0, 100), "prior_fraction": Range(0, 1), "rule_pool": Range(1, 10 ** 7),
+        "relabel_every": Range(1, BIG), "relabel_batch": Range(1, 65536), "seed": Range(0, 2 ** 63 - 1),
+        "checkpoint_every": Range(0, BIG),
+    }
 
     width: int = 512
     depth: int = 4

@@ -11,6 +11,7 @@ already the model's data distribution.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lctk import FORMAT_VERSION, __version__
-from lctk.config import from_dict
+from lctk.config import check_parameters, from_dict
 from lctk.engine.config import ConstraintConfig
 from lctk.engine.networks import GatedActor, LatentCritic
 from lctk.engine.targets import Target
@@ -136,10 +137,11 @@ class LatentConstraint(Constraint, nn.Module):
             raise LctkError(f"constraint {folder} has format {info.get('format_version')}, this lctk reads "
                             f"{FORMAT_VERSION}; retrain it with `lctk add-constraint`")
         try:
-            targets = [Target(**t) for t in info["targets"]]
-            config = from_dict(ConstraintConfig, info["config"], "constraint config")
-            model = cls(info["name"], targets, int(info["latent_dim"]), config, torch.ones(int(info["latent_dim"])),
-                        info["fingerprint"], realism=bool(info.get("realism", True)))
+            targets, latent_dim = check_description(info, folder / "constraint.json")
+            config = from_dict(ConstraintConfig, info["config"], f"{folder / 'constraint.json'}: config")
+            check_size(targets, latent_dim, config, f"constraint {folder / 'constraint.json'}")
+            model = cls(info["name"], targets, latent_dim, config, torch.ones(latent_dim), info["fingerprint"],
+                        realism=bool(info.get("realism", True)))
         except KeyError as e:
             raise LctkError(f"constraint description {folder / 'constraint.json'} lacks {e}; retrain it with "
                             "`lctk add-constraint ... --force`") from None
@@ -154,3 +156,48 @@ class LatentConstraint(Constraint, nn.Module):
         for p in model.parameters():
             p.requires_grad_(False)
         return model
+
+
+#: Largest latent space a constraint is built for.
+MAX_LATENT_DIM = 65536
+#: Most targets one constraint learns.
+MAX_TARGETS = 4096
+
+
+def check_description(info: dict[str, Any], path: Path) -> tuple[list[Target], int]:
+    """The targets and latent size of a constraint.json, each field checked for its type and range first
+    (a one-line error naming the field otherwise); KeyError for a missing field."""
+    def bad(field: str, expected: str):
+        return LctkError(f"constraint description {path} is damaged ({field} should be {expected}, got "
+                         f"{str(info[field])[:40]!r}); retrain it with `lctk add-constraint ... --force`")
+
+    if not isinstance(info["name"], str) or not info["name"]:
+        raise bad("name", "a name")
+    if not isinstance(info["fingerprint"], str):
+        raise bad("fingerprint", "text")
+    if not isinstance(info["config"], dict):
+        raise bad("config", "an object of settings")
+    latent_dim = info["latent_dim"]
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or not 1 <= latent_dim <= MAX_LATENT_DIM:
+        raise bad("latent_dim", f"a whole number from 1 to {MAX_LATENT_DIM}")
+    entries = info["targets"]
+    if not isinstance(entries, list) or len(entries) > MAX_TARGETS or not all(map(_target_entry, entries)):
+        raise bad("targets", f"a list of at most {MAX_TARGETS} {{name, kind: attribute|continuous|rule, value, low, "
+                  "high}} objects")
+    return [Target(**t) for t in entries], latent_dim
+
+
+def _target_entry(entry: Any) -> bool:
+    """Whether one entry of constraint.json's targets has the fields of a `Target`, each of its type."""
+    def number(value) -> bool:
+        return value is None or (isinstance(value, (int, float)) and math.isfinite(value))
+
+    return (isinstance(entry, dict) and set(entry) <= {"name", "kind", "value", "low", "high"}
+            and isinstance(entry.get("name"), str) and entry.get("kind") in ("attribute", "continuous", "rule")
+            and number(entry.get("value", True)) and number(entry.get("low")) and number(entry.get("high")))
+
+
+def check_size(targets: Sequence[Target], latent_dim: int, config: ConstraintConfig, what: str) -> None:
+    """Refuse constraint networks too large to build, before allocating them (see `check_parameters`)."""
+    check_parameters(lambda: LatentConstraint("size", targets, latent_dim, config, torch.ones(latent_dim), ""),
+                     f"{what} (networks of depth {config.depth} x width {config.width})")

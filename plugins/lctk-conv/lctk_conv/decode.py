@@ -19,6 +19,8 @@ from PIL import Image
 CHUNK = 64
 #: Below this many images, decoding happens in this process (a pool costs more than it saves).
 MIN_PARALLEL = 512
+#: Most pixels an image's header may declare (e.g. 8,000 x 5,000): larger ones are refused before decoding.
+MAX_PIXELS = 40_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +51,18 @@ class Preprocess:
         return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))  # (C, H, W)
 
 
+def check_pixels(img: Image.Image) -> None:
+    """Refuse (ValueError) an opened, not yet decoded image whose header declares more than `MAX_PIXELS`."""
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{width} x {height} pixels, more than the {MAX_PIXELS:,} lctk decodes")
+
+
 def load_image(path: str | Path, prep: Preprocess) -> np.ndarray:
-    """Read and preprocess one image file -> ``(C, H, W)`` uint8; raises OSError/ValueError if unreadable."""
+    """Read and preprocess one image file -> ``(C, H, W)`` uint8; raises OSError/ValueError if unreadable or
+    larger than `MAX_PIXELS` (checked from its header, before decoding)."""
     with Image.open(path) as img:
+        check_pixels(img)
         img.load()
         return prep.apply(img)
 

@@ -5,9 +5,11 @@ class is one attribute. Images may sit in nested folders below their class folde
 decided per file by a stable hash of its path relative to ROOT, so adding images never moves others.
 Unreadable files are skipped with one warning.
 
-Options: ``size=N`` centre-crops each image to a square and resizes it to N x N (default: images that all
-share one size are kept as they are, else 64 x 64); ``channels=1|3`` (default 1 when every image is greyscale,
-palette images counting as colour); ``test_fraction`` (0.1); ``workers`` (decoding processes).
+Options: ``size=N`` (default 64, at most 1024): every image is centre-cropped to a square and resized to
+N x N, so the model's input size is declared, never taken from whatever the files are; ``channels=1|3``
+(default 1 when every image is greyscale, palette images counting as colour); ``test_fraction`` (0.1);
+``workers`` (decoding processes). An image whose header declares more than `MAX_PIXELS` pixels is skipped
+like an unreadable one, before it is decoded.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from lctk.errors import LctkError
 from lctk.interfaces import InMemoryDataset
 from lctk.plugins import DataRequest
 from lctk.progress import Progress
-from lctk_conv.decode import Preprocess, decode_images, describe
+from lctk_conv.decode import Preprocess, check_pixels, decode_images, describe
 from lctk_conv.mnist_like import pixels_to_model
 from lctk_conv.options import check_known, fraction_option, int_option
 
@@ -33,6 +35,8 @@ EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 OPTIONS = ("size", "channels", "test_fraction", "workers")
 DEFAULT_SIZE = 64
+#: Largest ``size`` option.
+MAX_SIZE = 1024
 
 
 def hash_fraction(relative: str) -> float:
@@ -77,6 +81,7 @@ def _scan(files: list[Path], progress: Progress) -> Header:
         for i, path in enumerate(files):
             try:
                 with Image.open(path) as img:
+                    check_pixels(img)
                     sizes.append(img.size)
                     modes.append(img.mode)
             except Exception as e:  # noqa: BLE001 - any failure means unreadable
@@ -97,7 +102,9 @@ def load_image_folder(request: DataRequest) -> InMemoryDataset:
         raise LctkError(f"image folder {root} does not exist; pass --data-dir ROOT with one sub-folder per class")
     options = request.options
     check_known(options, OPTIONS, "image-folder")
-    size_option = int_option(options, "size", None, "image-folder")
+    size = int_option(options, "size", DEFAULT_SIZE, "image-folder")
+    if size > MAX_SIZE:
+        raise LctkError(f"dataset image-folder: --data-option size={size} should be at most {MAX_SIZE}")
     channels_option = int_option(options, "channels", None, "image-folder", choices=(1, 3))
     test_fraction = fraction_option(options, "test_fraction", 0.1, "image-folder")
     workers = int_option(options, "workers", None, "image-folder")
@@ -114,19 +121,11 @@ def load_image_folder(request: DataRequest) -> InMemoryDataset:
     split = split[keep]
 
     progress = request.progress or Progress()
-    sizes, modes, failures = _scan(files, progress)
+    _, modes, failures = _scan(files, progress)
     readable = [i for i in range(len(files)) if i not in failures]
-    if size_option is not None:
-        prep_size, square = (size_option, size_option), True
-    else:
-        distinct = {sizes[i] for i in readable}
-        if len(distinct) == 1:
-            w, h = distinct.pop()
-            prep_size, square = (h, w), False
-        else:
-            prep_size, square = (DEFAULT_SIZE, DEFAULT_SIZE), True
+    prep_size = (size, size)
     channels = channels_option or (1 if readable and all(modes[i] in GREY_MODES for i in readable) else 3)
-    prep = Preprocess(channels=channels, size=prep_size, square=square)
+    prep = Preprocess(channels=channels, size=prep_size, square=True)
 
     todo = [files[i] for i in readable]
     images = np.empty((len(todo), channels, *prep_size), dtype=np.uint8)  # (M, C, H, W)

@@ -8,11 +8,13 @@ The spatial size is halved by stride-2 convolutions while it stays even and abov
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from lctk.config import Range
 from lctk.errors import LctkError
 from lctk.interfaces import Backbone, BackboneConfig, Decoder, Encoder, gaussian_log_likelihood
 
@@ -22,6 +24,9 @@ class ConvVAEConfig(BackboneConfig):
     """Conv VAE settings. ``input_shape`` is (channels, height, width); ``width`` the channels of the first
     conv stage (doubled per stage up to 8 x width); ``hidden`` the fully connected layer's size."""
 
+    LIMITS: ClassVar[dict[str, Range]] = {**BackboneConfig.LIMITS, "input_shape": Range(1, 4096),
+                                          "sigma_x": Range(0, 1e3, low_open=True), "width": Range(1, 4096),
+                                          "hidden": Range(1, 65536)}
     input_shape: tuple[int, int, int] = (1, 28, 28)
     latent_dim: int = 32
     sigma_x: float = 0.1

@@ -42,8 +42,8 @@ def test_classes_shapes_and_attributes(tmp_path):
     ds = load(make_folder(tmp_path / "pets"))
     assert ds.name == "image-folder" and ds.modality == "image"
     assert ds.attribute_names == ["cat", "golden-retriever"]
-    assert ds.examples.shape == (10, 3, 10, 12) and ds.examples.dtype == torch.uint8  # all 12x10: kept as is
-    assert ds.spec == {"input_shape": [3, 10, 12]}
+    assert ds.examples.shape == (10, 3, 64, 64) and ds.examples.dtype == torch.uint8  # the declared size (default)
+    assert ds.spec == {"input_shape": [3, 64, 64]}
     assert ds.attributes.sum(dim=0).tolist() == [4, 6] and ds.attributes.sum(dim=1).tolist() == [1] * 10
     assert ds.split.dtype == torch.int8
     x = ds.fetch(torch.arange(3))
@@ -54,7 +54,7 @@ def test_greyscale_mixed_sizes_and_options(tmp_path):
     root = make_folder(tmp_path / "grey", mode="L")
     save(root / "Cat" / "big.png", (40, 30), "L")
     ds = load(root)
-    assert ds.examples.shape == (11, 1, 64, 64)  # sizes differ: 64 x 64; all grey: one channel
+    assert ds.examples.shape == (11, 1, 64, 64)  # the default size; all grey: one channel
     ds = load(root, options={"size": "16", "channels": "3"})
     assert ds.examples.shape == (11, 3, 16, 16) and ds.spec == {"input_shape": [3, 16, 16]}
     with pytest.raises(LctkError, match="channels=2 should be 1 or 3"):
@@ -79,7 +79,7 @@ def test_split_is_a_stable_hash_of_the_path(tmp_path):
 
 def test_max_examples(tmp_path):
     ds = load(make_folder(tmp_path / "pets"), max_examples=5, seed=1)
-    assert len(ds) == 5 and ds.examples.shape == (5, 3, 10, 12)
+    assert len(ds) == 5 and ds.examples.shape == (5, 3, 64, 64)
 
 
 def test_unreadable_files_are_skipped_with_one_warning(tmp_path, capsys):

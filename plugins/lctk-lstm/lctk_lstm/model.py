@@ -13,12 +13,14 @@ lies above.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
+from lctk.config import Range
 from lctk.errors import LctkError
 from lctk.interfaces import Backbone, BackboneConfig, Decoder, Encoder
 
@@ -38,6 +40,10 @@ class LSTMConfig(BackboneConfig):
     shared) it reconstructs ~91 % of held-out tokens; batches of 128 learn about half as fast per epoch.
     """
 
+    LIMITS: ClassVar[dict[str, Range]] = {
+        **BackboneConfig.LIMITS, "seq_len": Range(1, 4096), "vocab_size": Range(1, 65536), "free_bits": Range(0, 1e6),
+        "embed_dim": Range(1, 4096), "encoder_hidden": Range(1, 16384), "decoder_hidden": Range(1, 16384),
+        "decoder_layers": Range(1, 64)}
     seq_len: int = 32
     vocab_size: int = 90
     latent_dim: int = 64
