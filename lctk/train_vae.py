@@ -130,8 +130,8 @@ def _train_vae(run: RunDir, dist: DistInfo, backbone, data, data_dir, data_optio
         dataset, backbone_cls, config, info = distributed.main_first(prepare, "loading the dataset")
     info["training"] = dataclasses.asdict(settings)
     info["status"] = "training"
-    torch.manual_seed(settings.seed)
     check_parameters(lambda: backbone_cls(config), f"backbone {info['backbone']}")
+    torch.manual_seed(settings.seed)
     model = backbone_cls(config)
 
     def on_epoch_end(epoch: int, record: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY_VAE
-from tests.test_bad_inputs import TINY_CONSTRAINT, refused, unchanged  # noqa: F401  (unchanged: a fixture)
+from tests.test_bad_inputs import refused, unchanged  # noqa: F401  (unchanged: a fixture)
 
 QUICK = ["--steps", "5", "--set", "classifier_steps=5", "--set", "width=16", "--set", "depth=1", "--set", "batch_size=32"]
 
@@ -58,15 +58,19 @@ def test_constraint_networks_too_large_to_build(tiny_run, run_cli, unchanged):
 
 @pytest.fixture(scope="module")
 def constrained_run(tmp_path_factory, tiny_run_template) -> Path:
-    """The tiny run with a trained constraint for attribute 3 (shared, read-only)."""
-    from click.testing import CliRunner
-
-    from lctk.cli import cli
+    """The tiny run with an (untrained, which is all loading needs) constraint for attribute 3; read-only."""
+    from lctk.engine.config import ConstraintConfig
+    from lctk.engine.constraint import LatentConstraint
+    from lctk.engine.targets import Target
+    from lctk.latents import LatentStore
 
     run = tmp_path_factory.mktemp("constrained") / "run"
     shutil.copytree(tiny_run_template, run)
-    result = CliRunner().invoke(cli, ["add-constraint", str(run), "--attr", "3", *TINY_CONSTRAINT])
-    assert result.exit_code == 0, result.output
+    with LatentStore.open(run / "latents.h5") as store:
+        model = LatentConstraint("3", [Target("3", "attribute")], store.latent_dim, ConstraintConfig(width=16, depth=1),
+                                 store.sigma_bar(), store.fingerprint)
+    (run / "constraints" / "3").mkdir(parents=True)
+    model.save(run / "constraints" / "3")
     return run
 
 
@@ -148,6 +152,7 @@ def test_a_long_automatic_name_is_shortened():
 
 
 def _out_cases(tmp_path: Path) -> dict[str, Path]:
+    tmp_path.mkdir(parents=True)
     (tmp_path / "plain").write_bytes(b"keep me")
     (tmp_path / "folder.png").mkdir()
     (tmp_path / "folder.png" / "inside.txt").write_text("keep me too")
