@@ -87,7 +87,8 @@ def parse_job(job: Job, skip_off_grid: bool = True, voice: str = "auto",
 def parse_all(jobs: Sequence[Job], *, progress=None, description: str = "parse", workers: int | None = None,
               skip_off_grid: bool = True, voice: str = "auto", seconds: float | None = TUNE_SECONDS) -> list[Parsed]:
     """Parse ``jobs`` with ``workers`` processes (default: up to 2), in job order, advancing a progress task;
-    each job may take ``seconds``. Off the main thread (where the time budget cannot work) always in workers."""
+    each job may take ``seconds``. Off the main thread, where the time budget cannot work, music21 jobs always go
+    to workers (lctk's own MIDI reader is bounded by the caps alone)."""
     from lctk.progress import silent
 
     progress = progress or silent()
@@ -95,7 +96,8 @@ def parse_all(jobs: Sequence[Job], *, progress=None, description: str = "parse",
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     results: list[Parsed] = []
     with progress.task(description, total=len(jobs)) as task:
-        if (workers <= 1 or len(jobs) < PARALLEL_FROM) and (in_main_thread() or not seconds):
+        budget_here = in_main_thread() or not seconds or all(job.kind == "midi" for job in jobs)  # MIDI: capped
+        if (workers <= 1 or len(jobs) < PARALLEL_FROM) and budget_here:
             for job in jobs:
                 results.append(work(job))
                 task.advance(1)
