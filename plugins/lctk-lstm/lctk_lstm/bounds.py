@@ -3,7 +3,8 @@
 Every tune is checked against the caps below before the work that grows with its length (bars laid out,
 measures made, the skyline drawn); a tune past a cap raises `TuneTooBig` and its file is skipped with a
 warning naming it. Whatever slips past the caps is stopped by a time budget per tune (`time_budget`,
-``--data-option tune_seconds=N``, default `TUNE_SECONDS`): the tune is abandoned and skipped the same way.
+``--data-option tune_seconds=N``, default `TUNE_SECONDS`, in seconds of processor time, so that a busy machine
+does not make good tunes run out of it): the tune is abandoned and skipped the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ MAX_BARS = 16_384
 MAX_NOTES = 2 ** 16
 #: Largest time-signature denominator (MIDI stores it as a power of two: 2^6 = 64).
 MAX_DENOMINATOR = 64
-#: Default seconds one tune may take to parse before it is abandoned.
+#: Default seconds of processor time one tune may take to parse before it is abandoned.
 TUNE_SECONDS = 30.0
 
 
@@ -71,32 +72,32 @@ def _amount(value: float) -> str:
 
 @contextlib.contextmanager
 def time_budget(seconds: float | None) -> Iterator[None]:
-    """Raise `TuneTimeout` in the body once it has run ``seconds`` (None or 0: no budget).
+    """Raise `TuneTimeout` in the body once it has used ``seconds`` of processor time (None or 0: no budget).
 
-    Uses SIGALRM, so it only works in a process's main thread (parser workers and the CLI); elsewhere it
-    does nothing and `lctk_lstm.parse` uses worker processes instead. The alarm repeats every second until
-    the body ends, in case a parser swallows the first one."""
-    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+    Uses SIGPROF, so it only works in a process's main thread (parser workers and the CLI); elsewhere it does
+    nothing and `lctk_lstm.parse` uses worker processes instead. The alarm repeats every second until the body
+    ends, in case a parser swallows the first one."""
+    if not seconds or not in_main_thread():
         yield
         return
     active = [True]
-    started = time.monotonic()
+    started = time.process_time()
 
     def expire(signum, frame):
         if active[0]:
             raise TuneTimeout(f"took longer than {seconds:g} s (the tune_seconds budget); abandoned")
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+    previous = signal.signal(signal.SIGPROF, expire)
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_PROF, seconds, 1.0)
     try:
         yield
     finally:
         active[0] = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if old_delay:  # someone else's alarm was pending: give it back what is left of its wait
-            left = max(0.001, old_delay - (time.monotonic() - started))
-            signal.setitimer(signal.ITIMER_REAL, left, old_interval)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+        if old_delay:  # someone else's timer was running: give it back what is left of its wait
+            left = max(0.001, old_delay - (time.process_time() - started))
+            signal.setitimer(signal.ITIMER_PROF, left, old_interval)
 
 
 def in_main_thread() -> bool:

@@ -53,9 +53,9 @@ def test_hostile_midi_files_are_skipped_quickly_and_the_others_load(tmp_path, ca
     (folder / "meter.mid").write_bytes(ABSURD_METER)
     (folder / "note.mid").write_bytes(HUGE_NOTE)
     (folder / "ode.mid").write_bytes(notes_to_midi(ODE))
-    started = time.perf_counter()
+    started = time.process_time()  # processor time: the same on a busy machine
     dataset = load_midi_folder(DataRequest(data_dir=folder))
-    assert time.perf_counter() - started < 20
+    assert time.process_time() - started < 10
     warnings = _warnings(capsys.readouterr().err)
     assert len(warnings) == 2, warnings
     meter = next(w for w in warnings if "meter.mid" in w)
@@ -70,9 +70,9 @@ def test_a_hostile_abc_tune_is_skipped_quickly_and_the_others_load(tmp_path, cap
     folder.mkdir()
     (folder / "long.abc").write_bytes(LONG_ABC)
     (folder / "ode.abc").write_text(ODE_TO_JOY)
-    started = time.perf_counter()
+    started = time.process_time()
     dataset = load_abc_folder(DataRequest(data_dir=folder))
-    assert time.perf_counter() - started < 20
+    assert time.process_time() - started < 10
     warnings = _warnings(capsys.readouterr().err)
     assert len(warnings) == 1 and "long.abc" in warnings[0] and "quarter notes long" in warnings[0], warnings
     assert len(dataset) == 3
@@ -83,9 +83,9 @@ import json, resource, sys, time
 from lctk_lstm.parse import Job, parse_all
 jobs = [Job(p, p, "abc" if p.endswith(".abc") else "midi", open(p).read() if p.endswith(".abc") else p)
         for p in sys.argv[1:]]
-started = time.perf_counter()
+started = time.process_time()
 results = parse_all(jobs, workers=1)
-print(json.dumps({"seconds": time.perf_counter() - started, "errors": [r.error for r in results],
+print(json.dumps({"seconds": time.process_time() - started, "errors": [r.error for r in results],
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -108,31 +108,34 @@ def test_parsing_the_hostile_files_stays_small_in_memory(tmp_path):
 
 
 def _slow_melody(score):
-    while True:  # a parser stuck in a Python loop
-        time.sleep(0.01)
+    numbers = []
+    while True:  # a parser stuck in a loop, growing
+        numbers.append(len(numbers))
+        if len(numbers) > 1000:
+            numbers.clear()
 
 
 def test_a_tune_over_its_time_budget_is_abandoned(monkeypatch):
     monkeypatch.setattr("lctk_lstm.extract.melody_from_stream", _slow_melody)
-    before = signal.getsignal(signal.SIGALRM)
+    before = signal.getsignal(signal.SIGPROF)
     started = time.perf_counter()
     result = parse_job(Job("slow#1", "slow.abc", "abc", ODE_TO_JOY), seconds=0.5)
-    assert time.perf_counter() - started < 5
+    assert time.perf_counter() - started < 60  # 0.5 s of processor time (wall time depends on the load)
     assert result.error and "took longer than 0.5 s" in result.error and len(result.windows) == 0
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0) and signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0) and signal.getsignal(signal.SIGPROF) is before
     monkeypatch.undo()
     assert parse_job(Job("ode#1", "ode.abc", "abc", ODE_TO_JOY), seconds=0.5).error is None
 
 
 def test_the_time_budget_works_in_the_parser_workers():
-    """A genuinely slow tune (within the caps: 800 bars, about 25 s) among quick ones, parsed by two worker
-    processes with a budget of 4 s per tune."""
+    """A genuinely slow tune (within the caps: 800 bars, about 25 s of processor time) among quick ones, parsed
+    by two worker processes with a budget of 4 s per tune."""
     slow = "X:1\nT:long\nM:4/4\nL:1/8\nK:C\n" + " ".join(["CDEF GABc |"] * 800) + "\n"
     jobs = [Job("slow#1", "slow.abc", "abc", slow)] + \
         [Job(f"ode{i}#1", f"ode{i}.abc", "abc", ODE_TO_JOY) for i in range(parse.PARALLEL_FROM)]
     started = time.perf_counter()
     results = parse_all(jobs, workers=2, seconds=4.0)
-    assert time.perf_counter() - started < 60
+    assert time.perf_counter() - started < 300  # processor time is bounded; wall time depends on the load
     assert "took longer than 4 s" in (results[0].error or ""), results[0]
     assert all(r.error is None and len(r.windows) == 3 for r in results[1:])
 
