@@ -83,7 +83,7 @@ def main() -> None:
         if not args.skip_encode:
             from lctk.run import RunDir
 
-            examples = len(RunDir(args.run).load_dataset(RunDir(args.run).read()))
+            examples = len(RunDir(args.run).load_dataset())
             times = encode(args, work)
             rate = examples / median(times)
             result["encode"] = {"examples": examples, "seconds": times, "examples_per_second": round(rate, 1)}

@@ -40,7 +40,8 @@ from _common import Timer, console, median, save, show
 from lctk.engine.config import ConstraintConfig
 from lctk.engine.constraint import LatentConstraint
 from lctk.engine.targets import Target
-from lctk.engine.training import ConstraintTrainer, LatentSource, step_generator
+from lctk.engine.training import ConstraintTrainer, LatentSource
+from lctk.loop import step_generator
 
 
 class CountFlops(TorchDispatchMode):

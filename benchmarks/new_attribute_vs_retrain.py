@@ -176,8 +176,7 @@ def main() -> None:
     base, pretrain_seconds = prepare_run(args, work)
     args.base = base
     run = RunDir(base)
-    info = run.read()
-    dataset = run.load_dataset(info)
+    dataset = run.load_dataset()
     evaluator = get_registries().evaluator(dataset.modality)(dataset, work / "evaluator", None)
     with Timer() as t_eval:
         classifier = evaluator.prepare(args.seed)

@@ -1,4 +1,4 @@
-"""Training checkpoints: modules, optimizers, random generators and progress in ONE safetensors file
+"""Training checkpoints: modules, optimizers, torch's random state and progress in ONE safetensors file
 (progress as JSON metadata), written atomically, so resuming continues bit for bit and a kill never leaves
 a broken checkpoint."""
 
@@ -45,8 +45,9 @@ def _restore_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, met
 
 
 def save_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer] = {},
-                    generators: Mapping[str, torch.Generator] = {}, meta: Mapping[str, Any] | None = None) -> None:
-    """Atomically save modules, optimizer states, generator states (and the global torch RNG) and ``meta``."""
+                    meta: Mapping[str, Any] | None = None) -> None:
+    """Atomically save modules, optimizer states, the global torch RNG and ``meta`` (per-step randomness comes
+    from generators seeded by the step, `lctk.loop.step_generator`, so no generator state is needed)."""
     tensors: dict[str, torch.Tensor] = {}
     info: dict[str, Any] = {"format_version": FORMAT_VERSION, "meta": dict(meta or {})}
     for name, module in modules.items():
@@ -54,14 +55,12 @@ def save_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module], optim
             tensors[f"module.{name}.{key}"] = value
     for name, opt in optimizers.items():
         _flatten_optimizer(name, opt, tensors, info)
-    for name, gen in generators.items():
-        tensors[f"rng.{name}"] = gen.get_state()
     tensors["rng.__torch__"] = torch.get_rng_state()
     save_tensors(path, tensors, {"lctk": json.dumps(info)})
 
 
 def load_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer] = {},
-                    generators: Mapping[str, torch.Generator] = {}, data: bytes | None = None) -> dict[str, Any]:
+                    data: bytes | None = None) -> dict[str, Any]:
     """Restore what `save_checkpoint` saved into the given objects; return the saved ``meta``.
 
     ``data``: the checkpoint's bytes when they were already read (e.g. sent by rank 0); else ``path`` is read.
@@ -90,8 +89,6 @@ def load_checkpoint(path: str | Path, *, modules: Mapping[str, nn.Module], optim
     try:
         for name, opt in optimizers.items():
             _restore_optimizer(name, opt, tensors, info)
-        for name, gen in generators.items():
-            gen.set_state(tensors[f"rng.{name}"])
         torch.set_rng_state(tensors["rng.__torch__"])
     except LctkError:
         raise

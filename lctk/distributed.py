@@ -20,7 +20,7 @@ from typing import Callable, TypeVar
 import torch
 import torch.distributed as dist
 
-from lctk.errors import LctkError
+from lctk.errors import LctkError, describe
 
 T = TypeVar("T")
 
@@ -111,12 +111,6 @@ def teardown(synchronise: bool = True) -> None:
         dist.destroy_process_group()
 
 
-def barrier() -> None:
-    """Wait for every rank (no-op in a single process)."""
-    if dist.is_initialized():
-        dist.barrier()
-
-
 def env_rank() -> int:
     """This process's rank as torchrun announced it (0 when not launched by torchrun)."""
     return dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
@@ -134,15 +128,6 @@ def any_flag(flag: bool) -> bool:
     t = torch.tensor([1 if flag else 0], device=_comm_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
-
-
-def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
-    """The mean of ``values`` over ranks (identity in a single process)."""
-    if not dist.is_initialized():
-        return values
-    values = values.clone()
-    dist.all_reduce(values)
-    return values / dist.get_world_size()
 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
@@ -193,7 +178,7 @@ def main_first(fn: Callable[[], T], what: str) -> T:
         try:
             result = fn()
         except BaseException as e:
-            message = _describe(e)
+            message = describe(e)
             _announce(e)
             broadcast_bytes(message.encode())
             raise
@@ -220,12 +205,3 @@ def share_from_main(fn: Callable[[], bytes], what: str) -> bytes:
         return fn()
     data = main_first(fn if dist.get_rank() == 0 else (lambda: b""), what)
     return broadcast_bytes(data if dist.get_rank() == 0 else None)
-
-
-def _describe(e: BaseException) -> str:
-    if isinstance(e, LctkError):
-        return str(e)
-    if isinstance(e, KeyboardInterrupt):
-        return "interrupted"
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

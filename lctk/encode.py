@@ -88,7 +88,7 @@ def _prepare(run: RunDir, batch_size: int, force: bool, progress: Progress, devi
     """Read the run, its backbone and dataset (rank 0 first); None when up-to-date latents exist."""
     def prepare():
         info = run.read()
-        backbone = run.load_backbone(info)
+        backbone = run.load_backbone()
         if not backbone.has_encoder:
             raise LctkError(f"run {run.path} has a generator-only backbone ({info['backbone']}): it has no encoder, "
                             "so there are no latents to encode; constrain it directly with `lctk add-constraint "
@@ -96,7 +96,7 @@ def _prepare(run: RunDir, batch_size: int, force: bool, progress: Progress, devi
         fp = fingerprint(backbone)
         if _up_to_date(run, fp, force):
             return None
-        dataset = run.load_dataset(info, progress)
+        dataset = run.load_dataset(progress)
         if not torch.isfinite(dataset.continuous).all():  # (N, C)
             raise LctkError(f"dataset {dataset.name} has NaN or infinite continuous attribute values; fix the data")
         meta = {"backbone": info["backbone"], "dataset": info["dataset"]["name"], "modality": dataset.modality}

@@ -18,6 +18,7 @@ from lctk.errors import LctkError
 from lctk.interfaces import Backbone, Dataset, Importer
 from lctk.plugins import Entry, get_registries
 from lctk.progress import Progress
+from lctk.record import RunRecord, SourceRecord
 from lctk.run import RunDir, check_new_folder, dataset_record
 
 _CHUNK = 1 << 20
@@ -151,9 +152,8 @@ def import_backbone(path: str | Path, out: str | Path, *, data: str, fmt: str | 
     if hash_source(entry.value, source) != before:
         raise LctkError(f"the model files at {source} changed while they were read; import again when nothing writes them")
     config = getattr(backbone, "config", None)
-    info = {"backbone": entry.name, "backbone_config": _json_config(config),
-            "dataset": record, "status": "imported",
-            "source": {"format": entry.name, "path": str(source), "files": before}}
+    info = RunRecord(entry.name, _json_config(config), record, status="imported",
+                     source=SourceRecord(entry.name, str(source), before))
     check_new_folder(run.path)
     created = not run.path.exists()
     run.path.mkdir(parents=True, exist_ok=True)

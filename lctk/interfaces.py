@@ -37,6 +37,22 @@ if TYPE_CHECKING:
 # ----------------------------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class DataRequest:
+    """What the user asked a dataset loader for.
+
+    Attributes: data_dir, the user's ``--data-dir`` (None: the loader's default location); options, extra
+    ``--data-option key=value`` pairs; max_examples, a cap (None: all); seed, for any subsampling;
+    progress, a `lctk.progress.Progress` to report long loading on (may be None).
+    """
+
+    data_dir: Path | None = None
+    options: dict[str, str] = dataclasses.field(default_factory=dict)
+    max_examples: int | None = None
+    seed: int = 0
+    progress: Any = None
+
+
 class Dataset(ABC):
     """A set of examples with a table of named binary attributes, optionally continuous attributes (faders
     such as a melody's note count), and a train/test split.
@@ -340,6 +356,8 @@ class Writer(ABC):
 
     #: Suffix the main output file gets when the user names none (``.png``); empty for a folder.
     default_suffix: str = ""
+    #: Every suffix an output file may have (empty: `default_suffix` only); another ``--out`` suffix is refused.
+    suffixes: tuple[str, ...] = ()
 
     @abstractmethod
     def write_batch(self, outputs: Tensor, path: Path, *, columns: int | None = None,

@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load as safetensors_load, load_file, save_file
 
-from lctk.errors import LctkError
+from lctk.errors import LctkError, describe
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -210,7 +210,7 @@ def load_tensors(path: str | os.PathLike, what: str = "weights") -> tuple[dict[s
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
     except Exception as e:  # noqa: BLE001 - whatever the parser says, the file is unusable
-        raise LctkError(f"{what} file {path} is corrupt or not safetensors ({_first_line(e)}); "
+        raise LctkError(f"{what} file {path} is corrupt or not safetensors ({describe(e)}); "
                         "restore it or recreate it") from None
     return tensors, _check_metadata(metadata, f"{what} file {path}")
 
@@ -224,7 +224,7 @@ def parse_tensors(data: bytes, what: str = "weights") -> tuple[dict[str, torch.T
         header = json.loads(data[8:8 + size].decode("utf-8"))
         metadata = header.get("__metadata__") or {} if isinstance(header, dict) else {}
     except Exception as e:  # noqa: BLE001 - whatever the parser says, the data is unusable
-        raise LctkError(f"{what} is corrupt or not safetensors ({_first_line(e)})") from None
+        raise LctkError(f"{what} is corrupt or not safetensors ({describe(e)})") from None
     return tensors, _check_metadata(metadata, what)
 
 
@@ -238,8 +238,3 @@ def _check_metadata(metadata, what: str) -> dict[str, str]:
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise LctkError(f"{what} has malformed metadata; restore it or recreate it")
     return metadata
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

@@ -1,54 +1,91 @@
 """The plugin manager: entry points in the ``lctk`` group, loaded once and lazily, into registries.
 
+What can be registered is the table `lctk.hookspecs.KINDS`; every kind gets a registry table here
+(``Registries.backbones``, ``Registries.datasets``, ...). A plugin may register a ``"module:attribute"``
+reference instead of the object: it is imported when first looked up, so listing plugins (`lctk plugins`)
+imports no model code.
+
 A plugin that raises on import or inside a hook is reported once, as a one-line warning naming its
-distribution, and skipped; everything else keeps working. ``LCTK_PLUGINS`` (comma-separated distribution
-names) restricts which distributions load; set to an empty string, it loads none.
+distribution, and skipped: everything it registered, in any hook, is dropped and its later hooks are not
+called; everything else keeps working. ``LCTK_PLUGINS`` (comma-separated distribution names) restricts which
+distributions load; set to an empty string, it loads none.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import sys
 from importlib import metadata
-from pathlib import Path
 from typing import Any, Callable
 
 import pluggy
 
 from lctk import hookspecs
-from lctk.errors import LctkError
+from lctk.errors import LctkError, describe
+from lctk.hookspecs import BY_KEY, KINDS, Kind
 
 ENTRY_POINT_GROUP = "lctk"
-HOOKS = ("register_backbones", "register_datasets", "register_writers", "register_evaluators",
-         "register_labelers", "register_rules", "register_importers", "register_commands")
+#: Every hook, in the order of `lctk.hookspecs.KINDS`.
+HOOKS = tuple(kind.hook for kind in KINDS)
 
 
-@dataclasses.dataclass
-class DataRequest:
-    """What the user asked a dataset loader for.
+def __getattr__(name: str):
+    if name == "DataRequest":  # its old home; it lives with the other contracts now
+        from lctk.interfaces import DataRequest
 
-    Attributes: data_dir, the user's ``--data-dir`` (None: the loader's default location); options, extra
-    ``--data-option key=value`` pairs; max_examples, a cap (None: all); seed, for any subsampling;
-    progress, a `lctk.progress.Progress` to report long loading on (may be None).
-    """
-
-    data_dir: Path | None = None
-    options: dict[str, str] = dataclasses.field(default_factory=dict)
-    max_examples: int | None = None
-    seed: int = 0
-    progress: Any = None
+        return DataRequest
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclasses.dataclass
 class Entry:
-    """One registered object and who provided it."""
+    """One registered object and who provided it.
+
+    ``plugin``: the providing distribution (``version`` its version); ``details``: the kind's extra keyword
+    arguments (a dataset's ``options`` and ``attributes``); ``also``: other distributions that registered the
+    same name and lost (the later registration wins). ``value`` imports a ``"module:attribute"`` reference
+    on first use.
+    """
 
     name: str
-    value: Any
+    ref: Any
     plugin: str
     help: str = ""
     modality: str | None = None
+    kind: str = ""
+    version: str = ""
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    also: list[str] = dataclasses.field(default_factory=list)
+    _value: Any = dataclasses.field(default=None, repr=False)
+    _resolved: bool = dataclasses.field(default=False, repr=False)
+
+    @property
+    def value(self) -> Any:
+        """The registered object (imported now if it was registered as a reference)."""
+        if not self._resolved:
+            self._value = resolve(self.ref, BY_KEY.get(self.kind), f"{self.plugin}'s {self.name!r}")
+            self._resolved = True
+        return self._value
+
+
+def resolve(ref: Any, kind: Kind | None = None, what: str = "plugin object") -> Any:
+    """``ref`` itself, or the object a ``"module:attribute"`` string names (constructed without arguments for
+    kinds registered as instances); a one-line LctkError if it cannot be imported."""
+    if not isinstance(ref, str):
+        return ref
+    module_name, _, attribute = ref.partition(":")
+    try:
+        value = importlib.import_module(module_name)
+        for part in attribute.split(".") if attribute else ():
+            value = getattr(value, part)
+        if kind is not None and kind.instantiate and isinstance(value, type):
+            value = value()
+    except Exception as e:  # a broken plugin module must not end in a traceback
+        raise LctkError(f"plugin object {ref!r} ({what}) cannot be loaded ({describe(e)}); reinstall or fix "
+                        "the plugin that provides it (see `lctk plugins`)") from None
+    return value
 
 
 @dataclasses.dataclass
@@ -62,48 +99,57 @@ class PluginInfo:
 
 
 class Registries:
-    """Everything the plugins registered: backbones, datasets, writers, evaluators, labelers, rules, importers,
-    commands."""
+    """Everything the plugins registered: one table (name -> `Entry`) per kind of `lctk.hookspecs.KINDS`,
+    as attributes named by the kind's key (``backbones``, ``datasets``, ...)."""
 
     def __init__(self):
-        self.backbones: dict[str, Entry] = {}
-        self.datasets: dict[str, Entry] = {}
-        self.writers: dict[str, Entry] = {}
-        self.evaluators: dict[str, Entry] = {}
-        self.labelers: dict[str, Entry] = {}
-        self.rules: dict[str, Entry] = {}
-        self.importers: dict[str, Entry] = {}
-        self.commands: dict[str, Entry] = {}
+        self.tables: dict[str, dict[str, Entry]] = {kind.key: {} for kind in KINDS}
         self.plugins: dict[str, PluginInfo] = {}
 
+    def __getattr__(self, key: str) -> dict[str, Entry]:
+        tables = self.__dict__.get("tables", {})
+        if key in tables:
+            return tables[key]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
+
     # -- lookups with one-line errors ------------------------------------------------------------------
-    def _lookup(self, table: dict[str, Entry], kind: str, name: str, hint: str = "") -> Entry:
+    def entry(self, key: str, name: str) -> Entry:
+        """The entry of kind ``key`` (``backbones``, ...) registered as ``name``; one-line error if none."""
+        kind, table = BY_KEY[key], self.tables[key]
         entry = table.get(name.lower())
         if entry is None:
             known = ", ".join(sorted(table)) or "none installed"
-            raise LctkError(f"unknown {kind} {name!r}; available: {known}{hint}")
+            raise LctkError(f"unknown {kind.noun} {name!r}; available: {known}{kind.hint}")
         return entry
+
+    def get(self, key: str, name: str) -> Any:
+        """The object of kind ``key`` registered as ``name`` (imported if registered as a reference)."""
+        return self.entry(key, name).value
 
     def backbone(self, name: str):
         """The backbone class registered as ``name``."""
-        return self._lookup(self.backbones, "backbone", name, " (see `lctk plugins`)").value
+        return self.get("backbones", name)
 
     def dataset(self, name: str) -> Entry:
         """The dataset loader entry registered as ``name``."""
-        return self._lookup(self.datasets, "dataset", name, " (see `lctk plugins`)")
+        return self.entry("datasets", name)
 
     def writer(self, modality: str):
         """The writer for ``modality``."""
-        return self._lookup(self.writers, "writer for modality", modality, "; install the plugin for it").value
+        return self.get("writers", modality)
 
     def evaluator(self, modality: str):
         """The evaluator class for ``modality``."""
-        return self._lookup(self.evaluators, "evaluator for modality", modality, "; install the plugin for it").value
+        return self.get("evaluators", modality)
 
     def labeler(self, modality: str):
         """The labeler class for ``modality``, or None when no plugin provides one."""
         entry = self.labelers.get(modality.lower())
         return entry.value if entry else None
+
+    def importer(self, name: str) -> Entry:
+        """The importer entry registered as ``name`` (a model format, e.g. ``pythae``)."""
+        return self.entry("importers", name)
 
     def rule_entry(self, spec: str) -> Entry:
         """The rule parser entry whose name starts ``spec`` (``key`` for ``key=C``)."""
@@ -112,26 +158,18 @@ class Registries:
             if ch in "=<>!":
                 name = spec[:i]
                 break
-        return self._lookup(self.rules, "rule", name.strip())
-
-    def importer(self, name: str) -> Entry:
-        """The importer entry registered as ``name`` (a model format, e.g. ``pythae``)."""
-        return self._lookup(self.importers, "model format", name, " (see `lctk plugins`; install the importer plugin)")
+        return self.entry("rules", name.strip())
 
 
 _hook_errors_reported: set[str] = set()
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
+    """Print ``warning: message`` on stderr, once per process."""
     if message in _hook_errors_reported:
         return
     _hook_errors_reported.add(message)
     print(f"warning: {message}", file=sys.stderr)
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 class PluginManager:
@@ -161,8 +199,8 @@ class PluginManager:
             try:
                 module = ep.load()
             except Exception as e:  # a broken plugin must not take lctk down
-                _warn(f"plugin {dist} failed to load ({_one_line(e)}); skipped")
-                self.infos[dist] = PluginInfo(dist, version, error=_one_line(e))
+                warn(f"plugin {dist} failed to load ({describe(e)}); skipped")
+                self.infos[dist] = PluginInfo(dist, version, error=describe(e))
                 continue
             self.add(module, dist, version)
 
@@ -194,37 +232,43 @@ class PluginManager:
             try:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as e:
-                _warn(f"plugin {plugin} failed in {hook} ({_one_line(e)}); skipped")
+                warn(f"plugin {plugin} failed in {hook} ({describe(e)}); skipped")
                 self.failed.add(plugin)
                 info = self.infos.setdefault(plugin, PluginInfo(plugin, ""))
-                info.error = info.error or f"{hook}: {_one_line(e)}"
+                info.error = info.error or f"{hook}: {describe(e)}"
                 info.provides.clear()
                 continue
             if after is not None:
                 after(plugin)
 
+    def _registrar(self, kind: Kind, table: dict[str, Entry], plugin: str) -> Callable:
+        """The ``register`` callable ``plugin``'s hook of ``kind`` receives."""
+        info = self.infos.setdefault(plugin, PluginInfo(plugin, ""))
+
+        def register(name: str, value: Any, *, help: str = "", modality: str | None = None, **details) -> None:
+            unknown = sorted(set(details) - set(kind.details))
+            if unknown:
+                raise TypeError(f"register() of {kind.key} got unexpected keyword argument(s) {', '.join(unknown)}")
+            key = name.lower()
+            also = []
+            if key in table and table[key].plugin != plugin:
+                warn(f"plugin {plugin} registers {kind.noun} {name!r} already provided by {table[key].plugin}; "
+                     f"the later one ({plugin}) wins")
+                also = [*table[key].also, table[key].plugin]
+            doc = "" if isinstance(value, str) else (value.__doc__ or "").strip().split("\n")[0]
+            table[key] = Entry(key, value, plugin, help or doc, modality, kind.key, info.version, details, also)
+            info.provides.setdefault(kind.key, []).append(key)
+        return register
+
     def build(self) -> Registries:
         """Run the registration hooks and return the filled registries."""
         reg = Registries()
-        tables = {"register_backbones": ("backbones", reg.backbones), "register_datasets": ("datasets", reg.datasets),
-                  "register_writers": ("writers", reg.writers), "register_evaluators": ("evaluators", reg.evaluators),
-                  "register_labelers": ("labelers", reg.labelers), "register_rules": ("rules", reg.rules),
-                  "register_importers": ("importers", reg.importers)}
-        for hook, (kind, table) in tables.items():
-            def make_register(plugin, kind=kind, table=table):
-                def register(name: str, value: Any, *, help: str = "", modality: str | None = None) -> None:
-                    key = name.lower()
-                    if key in table and table[key].plugin != plugin:
-                        _warn(f"plugin {plugin} registers {kind[:-1]} {name!r} already provided by "
-                              f"{table[key].plugin}; the later one wins")
-                    table[key] = Entry(key, value, plugin, help or (value.__doc__ or "").strip().split("\n")[0],
-                                       modality)
-                    info = self.infos.setdefault(plugin, PluginInfo(plugin, ""))
-                    info.provides.setdefault(kind, []).append(key)
-                return register
-
-            self.call(hook, make_register)
-        for table in (reg.backbones, reg.datasets, reg.writers, reg.evaluators, reg.labelers, reg.rules, reg.importers):
+        for kind in KINDS:
+            if kind.argument != "register":
+                continue  # commands are added to the command group by the CLI
+            table = reg.tables[kind.key]
+            self.call(kind.hook, lambda plugin, kind=kind, table=table: self._registrar(kind, table, plugin))
+        for table in reg.tables.values():
             for key in [k for k, e in table.items() if e.plugin in self.failed]:
                 del table[key]
         reg.plugins = self.infos

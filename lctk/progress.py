@@ -1,4 +1,5 @@
-"""Progress bars (rich) for every long loop; quiet on non-zero ranks, line-per-10% when not on a terminal."""
+"""Progress bars (rich) for every long loop; quiet on non-zero ranks; off a terminal, a line per 10 % and at
+least every `LOG_SECONDS`, with the time left."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
+#: Off a terminal, the longest silence between two progress lines.
+LOG_SECONDS = 30.0
+
 console = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else 160)
 """The console lctk reports on (stderr, so that stdout carries only results); 160 columns in logs, so that
 tables and one-line messages stay readable there."""
@@ -24,7 +28,8 @@ class Task:
         self._p, self._id, self.description, self.total = progress, task_id, description, total
         self.completed = 0.0
         self._next_log = 0.1
-        self._start = time.monotonic()
+        self._start = self._last_log = time.monotonic()
+        self._start_completed = 0.0
 
     def advance(self, n: float = 1, info: str | None = None) -> None:
         """Mark ``n`` more units done; ``info`` replaces the figures shown beside the bar (losses, ...)."""
@@ -33,16 +38,16 @@ class Task:
             self._p.rich.update(self._id, advance=n, **({"info": info} if info is not None else {}))
         elif self._p.enabled and self.total:
             frac = self.completed / self.total
-            if frac >= self._next_log or self.completed >= self.total:
-                elapsed = time.monotonic() - self._start
+            now = time.monotonic()
+            if frac >= self._next_log or self.completed >= self.total or now - self._last_log >= LOG_SECONDS:
+                elapsed = now - self._start
+                done = self.completed - self._start_completed
+                eta = f", eta {elapsed * (self.total - self.completed) / done:.0f}s" if 0 < done and frac < 1 else ""
                 console.print(f"{self.description}: {int(self.completed)}/{int(self.total)} "
-                              f"({100 * frac:.0f}%, {elapsed:.0f}s) {info or ''}", highlight=False)
+                              f"({100 * frac:.0f}%, {elapsed:.0f}s{eta}) {info or ''}", highlight=False)
+                self._last_log = now
                 while self._next_log <= frac:
                     self._next_log += 0.1
-
-    def set_completed(self, n: float) -> None:
-        """Jump to ``n`` units done (after resuming)."""
-        self.advance(n - self.completed)
 
 
 class Progress:
@@ -64,7 +69,8 @@ class Progress:
             own = True
         task_id = self.rich.add_task(description, total=total, completed=completed, info="") if self.rich else None
         task = Task(self, task_id, description, total)
-        task.completed = completed
+        task.completed = task._start_completed = completed
+        task._next_log = (int(10 * completed / total) + 1) / 10 if total else 0.1
         try:
             yield task
         finally:

@@ -2,8 +2,9 @@
 
 Layout::
 
-    RUN/run.json                    backbone name + config, dataset request, training settings and history;
-                                    for an imported model, ``source``: its format, path and file hashes
+    RUN/run.json                    the run record (`lctk.record.RunRecord`): backbone name, config and providing
+                                    distribution, dataset request, training settings and history; for an
+                                    imported model, ``source``: its format, path and file hashes
     RUN/backbone.safetensors        final backbone weights (none for an imported model: its own files are read)
     RUN/checkpoint.safetensors      training state for --resume (weights, optimizer, RNG, step)
     RUN/latents.h5                  posterior mu/sigma per example, attributes, split, backbone fingerprint
@@ -12,18 +13,20 @@ Layout::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
 from lctk import FORMAT_VERSION, __version__
 from lctk.config import check_parameters
 from lctk.errors import LctkError
-from lctk.interfaces import Backbone, Dataset
+from lctk.interfaces import Backbone, DataRequest, Dataset
 from lctk.io import is_temp, load_json, load_tensors, save_json, save_tensors
-from lctk.plugins import DataRequest, get_registries
+from lctk.plugins import get_registries
+from lctk.record import RECORD_VERSION, DatasetRecord, Provider, RunRecord
 
 
 def fingerprint(backbone: torch.nn.Module) -> str:
@@ -36,29 +39,30 @@ def fingerprint(backbone: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def load_dataset(spec: dict[str, Any], progress=None) -> Dataset:
-    """Load a dataset from a run.json-style ``{"name", "data_dir", "options", "max_examples", "seed"}``."""
-    entry = get_registries().dataset(spec["name"])
-    request = DataRequest(data_dir=Path(spec["data_dir"]) if spec.get("data_dir") else None,
-                          options=dict(spec.get("options") or {}), max_examples=spec.get("max_examples"),
-                          seed=int(spec.get("seed", 0)), progress=progress)
+def load_dataset(spec: DatasetRecord | Mapping[str, Any], progress=None) -> Dataset:
+    """Load a dataset from a `DatasetRecord` (or a run.json-style ``{"name", "data_dir", "options",
+    "max_examples", "seed"}``)."""
+    if not isinstance(spec, DatasetRecord):
+        spec = DatasetRecord(**{k: v for k, v in spec.items() if k in DatasetRecord.__dataclass_fields__})
+    entry = get_registries().dataset(spec.name)
+    request = DataRequest(data_dir=Path(spec.data_dir) if spec.data_dir else None, options=dict(spec.options or {}),
+                          max_examples=spec.max_examples, seed=int(spec.seed), progress=progress)
     dataset = entry.value(request)
     if len(dataset) == 0:
-        raise LctkError(f"dataset {spec['name']} has no examples; check --data-dir")
+        raise LctkError(f"dataset {spec.name} has no examples; check --data-dir")
     if len(dataset.indices("train")) == 0:
-        raise LctkError(f"dataset {spec['name']} has no training examples; check its split")
+        raise LctkError(f"dataset {spec.name} has no training examples; check its split")
     return dataset
 
 
-def dataset_record(data: str, data_dir: str | Path | None = None, options: dict[str, str] | None = None,
-                   max_examples: int | None = None, seed: int = 0, progress=None) -> tuple[Dataset, dict[str, Any]]:
+def dataset_record(data: str, data_dir: str | Path | None = None, options: Mapping[str, str] | None = None,
+                   max_examples: int | None = None, seed: int = 0, progress=None) -> tuple[Dataset, DatasetRecord]:
     """Load dataset ``data`` as the user asked (``--data-dir``, ``--data-option``, ``--max-examples``) and return
-    it with its run.json record (the request plus modality, spec and attribute names)."""
-    entry = get_registries().dataset(data)
-    spec = {"name": entry.name, "data_dir": str(data_dir) if data_dir else None, "options": dict(options or {}),
-            "max_examples": max_examples, "seed": seed}
+    it with its record (the request plus modality, spec and attribute names)."""
+    spec = DatasetRecord(get_registries().dataset(data).name, str(data_dir) if data_dir else None,
+                         dict(options or {}), max_examples, seed)
     dataset = load_dataset(spec, progress)
-    spec.update(modality=dataset.modality, spec=dataset.spec, attribute_names=dataset.attribute_names)
+    spec.modality, spec.spec, spec.attribute_names = dataset.modality, dataset.spec, dataset.attribute_names
     return dataset, spec
 
 
@@ -79,40 +83,42 @@ def state_dict_problem(e: RuntimeError) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _in_run(name: str, doc: str) -> property:
+    """A property: the path of ``name`` in the run folder."""
+    return property(lambda self: self.path / name, doc=doc)
+
+
 class RunDir:
-    """A run folder on disk. Paths, run.json, and loading the backbone and dataset it names."""
+    """A run folder on disk: its paths, its record (run.json, read once and cached), and loading the backbone
+    and dataset the record names."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._record: RunRecord | None = None
 
     # -- paths ---------------------------------------------------------------------------------------------
-    @property
-    def config_path(self) -> Path:
-        return self.path / "run.json"
+    config_path = _in_run("run.json", "The run record.")
+    weights_path = _in_run("backbone.safetensors", "The trained backbone's weights.")
+    checkpoint_path = _in_run("checkpoint.safetensors", "Training state for --resume.")
+    latents_path = _in_run("latents.h5", "The latent store.")
+    constraints_dir = _in_run("constraints", "One folder per constraint.")
+    metrics_path = _in_run("metrics.json", "What `lctk evaluate` measured.")
 
+    # -- the record ----------------------------------------------------------------------------------------
     @property
-    def weights_path(self) -> Path:
-        return self.path / "backbone.safetensors"
+    def record(self) -> RunRecord:
+        """The run record, read from run.json on first use and validated; one-line errors when missing,
+        damaged or foreign."""
+        if self._record is None:
+            self._record = self._read()
+        return self._record
 
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.path / "checkpoint.safetensors"
-
-    @property
-    def latents_path(self) -> Path:
-        return self.path / "latents.h5"
-
-    @property
-    def constraints_dir(self) -> Path:
-        return self.path / "constraints"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.json"
-
-    # -- run.json ------------------------------------------------------------------------------------------
     def read(self) -> dict[str, Any]:
-        """run.json, checked for format version; one-line errors when missing, corrupt or foreign."""
+        """run.json as a plain dict, read again from disk and validated (see `record`)."""
+        self._record = self._read()
+        return self._record.to_dict()
+
+    def _read(self) -> RunRecord:
         if not self.path.is_dir():
             raise LctkError(f"run folder {self.path} does not exist; create it with `lctk train-vae --out {self.path}`")
         if not self.config_path.is_file():
@@ -124,38 +130,42 @@ class RunDir:
             raise LctkError(f"run {self.path} has format version {version} from lctk {info.get('lctk_version', '?')}, "
                             f"this lctk {__version__} reads version {FORMAT_VERSION}; "
                             + ("upgrade lctk" if newer else "re-train it with this lctk or use the version that wrote it"))
-        for key in ("backbone", "backbone_config", "dataset"):
-            if key not in info:
-                raise LctkError(f"run config {self.config_path} lacks {key!r}; it is damaged")
-        return info
+        return RunRecord.from_dict(info, f"run config {self.config_path}")
 
-    def write(self, info: dict[str, Any]) -> None:
-        """Atomically (re)write run.json, stamping the lctk and format versions."""
-        info = {"lctk_version": __version__, "format_version": FORMAT_VERSION, **{k: v for k, v in info.items()
-                if k not in ("lctk_version", "format_version")}}
-        save_json(self.config_path, info)
+    def write(self, record: RunRecord) -> None:
+        """Atomically (re)write run.json from ``record`` (stamped with this lctk's versions); it becomes the
+        cached record."""
+        record.lctk_version, record.format_version, record.record_version = __version__, FORMAT_VERSION, RECORD_VERSION
+        save_json(self.config_path, record.to_dict())
+        self._record = record
 
     # -- backbone ------------------------------------------------------------------------------------------
-    def build_backbone(self, info: dict[str, Any] | None = None) -> Backbone:
+    def backbone_class(self) -> type[Backbone]:
+        """The run's backbone class, refused when another distribution than the one that trained the run
+        provides it now."""
+        rec = self.record
+        entry = get_registries().entry("backbones", rec.backbone)
+        check_provider(entry, rec.backbone_provider, f"run {self.path}")
+        return entry.value
+
+    def build_backbone(self) -> Backbone:
         """A backbone with the run's class and config and freshly initialised weights."""
-        info = info or self.read()
-        cls = get_registries().backbone(info["backbone"])
-        config = cls.configure({}, info["backbone_config"])
+        cls = self.backbone_class()
+        config = cls.configure({}, self.record.backbone_config)
         check_parameters(lambda: cls(config), f"backbone of {self.config_path}")
         return cls(config)
 
-    def load_backbone(self, info: dict[str, Any] | None = None) -> Backbone:
+    def load_backbone(self) -> Backbone:
         """The trained (or imported) backbone in eval mode; a one-line error when it has not finished training,
         or when the files of an imported model changed since the import."""
-        info = info or self.read()
-        if info.get("source") is not None:
+        if self.record.source is not None:
             from lctk.importing import load_source
 
-            return _frozen(load_source(info["source"], info["dataset"].get("spec") or {}))
+            return _frozen(load_source(dataclasses.asdict(self.record.source), self.record.dataset.spec))
         if not self.weights_path.is_file():
             raise LctkError(f"run {self.path} has no trained backbone yet; finish it with "
                             f"`lctk train-vae --out {self.path} --resume`")
-        backbone = self.build_backbone(info)
+        backbone = self.build_backbone()
         tensors, _ = load_tensors(self.weights_path, what="backbone weights")
         try:
             backbone.load_state_dict(tensors)
@@ -168,15 +178,14 @@ class RunDir:
         """Atomically write the backbone weights."""
         save_tensors(self.weights_path, backbone.state_dict(), {"fingerprint": fingerprint(backbone)})
 
-    def load_dataset(self, info: dict[str, Any] | None = None, progress=None) -> Dataset:
+    def load_dataset(self, progress=None) -> Dataset:
         """The dataset the run was trained on, as recorded in run.json."""
-        info = info or self.read()
-        return load_dataset(info["dataset"], progress)
+        return load_dataset(self.record.dataset, progress)
 
-    def modality(self, info: dict[str, Any] | None = None) -> str:
+    @property
+    def modality(self) -> str:
         """The modality of the run's data (selects writer and evaluator)."""
-        info = info or self.read()
-        return info["dataset"].get("modality", "")
+        return self.record.modality
 
 
 def _frozen(backbone: Backbone) -> Backbone:
@@ -185,3 +194,19 @@ def _frozen(backbone: Backbone) -> Backbone:
     for p in backbone.parameters():
         p.requires_grad_(False)
     return backbone
+
+
+def provider_of(entry) -> Provider:
+    """The distribution and version behind a registry entry, for the run record."""
+    return Provider(entry.plugin, entry.version or "")
+
+
+def check_provider(entry, recorded: Provider | None, what: str) -> None:
+    """Refuse when ``entry`` comes from another distribution than ``recorded`` (runs from before the provider
+    was recorded pass)."""
+    if recorded is None or recorded.distribution == entry.plugin:
+        return
+    remedy = (f"uninstall {entry.plugin}, or list the distributions to load without it in LCTK_PLUGINS"
+              if recorded.distribution in entry.also else f"install {recorded.distribution} again")
+    raise LctkError(f"{what} was trained with backbone {entry.name!r} from {recorded.distribution} "
+                    f"{recorded.version}, but {entry.name!r} now comes from {entry.plugin}; {remedy}")

@@ -14,13 +14,14 @@ import torch
 from lctk import distributed
 from lctk.config import check_parameters, check_values, to_dict
 from lctk.distributed import DistInfo
-from lctk.errors import LctkError
+from lctk.errors import LctkError, describe
 from lctk.interfaces import Backbone, Dataset
 from lctk.io import sweep_stale_temps
 from lctk.outputs import check_writable
 from lctk.plugins import get_registries
 from lctk.progress import Progress
-from lctk.run import RunDir, check_new_folder, dataset_record, load_dataset
+from lctk.record import RunRecord
+from lctk.run import RunDir, check_new_folder, check_provider, dataset_record, load_dataset, provider_of
 from lctk.trainer import TrainSettings, VAETrainer
 
 PICTURE_COUNT = 64
@@ -94,21 +95,22 @@ def _train_vae(run: RunDir, dist: DistInfo, backbone, data, data_dir, data_optio
                given, overrides, resume: bool, progress: Progress) -> RunDir:
     if resume:
         def read_run() -> bytes:
-            info = run.read()
-            if info.get("source") is not None:
-                raise LctkError(f"run {run.path} was imported from {info['source'].get('path')} by `lctk import-backbone`; "
+            record = run.record  # validated before anything is written
+            if record.source is not None:
+                raise LctkError(f"run {run.path} was imported from {record.source.path} by `lctk import-backbone`; "
                                 "lctk does not train imported models, so there is nothing to resume")
-            _refuse_changes(info, backbone, data, data_dir, data_options, max_examples, overrides)
-            return json.dumps({"info": info, "has_checkpoint": run.checkpoint_path.is_file()}).encode()
+            _refuse_changes(record, backbone, data, data_dir, data_options, max_examples, overrides)
+            return json.dumps({"record": record.to_dict(), "has_checkpoint": run.checkpoint_path.is_file()}).encode()
 
         shared = json.loads(distributed.share_from_main(read_run, "reading the run"))
-        info, has_checkpoint = shared["info"], shared["has_checkpoint"]
-        settings = _settings(given, info.get("training"))
+        record, has_checkpoint = RunRecord.from_dict(shared["record"]), shared["has_checkpoint"]
+        settings = _settings(given, record.training)
 
         def prepare():
-            dataset = load_dataset(info["dataset"], progress)
-            backbone_cls = get_registries().backbone(info["backbone"])
-            return dataset, backbone_cls, backbone_cls.configure({}, info["backbone_config"])
+            entry = get_registries().entry("backbones", record.backbone)
+            check_provider(entry, record.backbone_provider, f"run {run.path}")
+            dataset = load_dataset(record.dataset, progress)
+            return dataset, entry.value, entry.value.configure({}, record.backbone_config)
 
         dataset, backbone_cls, config = distributed.main_first(prepare, "loading the dataset")
     else:
@@ -121,22 +123,24 @@ def _train_vae(run: RunDir, dist: DistInfo, backbone, data, data_dir, data_optio
         distributed.share_from_main(lambda: _check_new(run, backbone, data), "checking the run folder")
 
         def prepare():
-            backbone_cls = get_registries().backbone(backbone)
+            entry = get_registries().entry("backbones", backbone)
             dataset, spec = dataset_record(data, data_dir, data_options, max_examples, settings.seed, progress)
-            config = backbone_cls.configure(dataset.spec, overrides)
-            return dataset, backbone_cls, config, {"backbone": backbone.lower(), "backbone_config": to_dict(config),
-                                                   "dataset": spec}
+            config = entry.value.configure(dataset.spec, overrides)
+            record = RunRecord(entry.name, to_dict(config), spec, backbone_provider=provider_of(entry))
+            return dataset, entry.value, config, record
 
-        dataset, backbone_cls, config, info = distributed.main_first(prepare, "loading the dataset")
-    info["training"] = dataclasses.asdict(settings)
-    info["status"] = "training"
-    check_parameters(lambda: backbone_cls(config), f"backbone {info['backbone']}")
+        dataset, backbone_cls, config, record = distributed.main_first(prepare, "loading the dataset")
+    record.training = dataclasses.asdict(settings)
+    record.status = "training"
+    check_parameters(lambda: backbone_cls(config), f"backbone {record.backbone}")
     torch.manual_seed(settings.seed)
     model = backbone_cls(config)
+    if not resume:  # before the run folder exists: a backbone that cannot take this data leaves nothing behind
+        check_fits(model, dataset, record)
 
-    def on_epoch_end(epoch: int, record: dict[str, Any]) -> None:
-        info["history"] = trainer.history
-        run.write(info)
+    def on_epoch_end(epoch: int, last: dict[str, Any]) -> None:
+        record.history = list(trainer.history)
+        run.write(record)
 
     trainer = VAETrainer(model, dataset, settings, run.checkpoint_path, dist=dist, progress=progress,
                          on_epoch_end=on_epoch_end)
@@ -147,7 +151,7 @@ def _train_vae(run: RunDir, dist: DistInfo, backbone, data, data_dir, data_optio
     def start() -> bytes:
         run.path.mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(run.path)
-        run.write(info)
+        run.write(record)
         return b""
 
     distributed.share_from_main(start, "writing run.json")
@@ -161,13 +165,27 @@ def _train_vae(run: RunDir, dist: DistInfo, backbone, data, data_dir, data_optio
 
     def finish() -> bytes:
         run.save_backbone(model)
-        info.update(status="trained", history=trainer.history)
-        run.write(info)
+        record.status, record.history = "trained", list(trainer.history)
+        run.write(record)
         write_pictures(run, model, dataset, settings.seed)
         return b""
 
     distributed.share_from_main(finish, "writing the trained backbone")
     return run
+
+
+def check_fits(model: Backbone, dataset: Dataset, record: RunRecord) -> None:
+    """Refuse, in one line, a backbone that cannot compute its loss on two of the dataset's examples."""
+    try:
+        with torch.no_grad():
+            model.elbo_terms(dataset.fetch(dataset.indices("train")[:2]), generator=torch.Generator().manual_seed(0))
+    except LctkError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure here means the two do not fit
+        raise distributed.everywhere(LctkError(
+            f"backbone {record.backbone} cannot train on dataset {record.dataset.name} (modality "
+            f"{record.dataset.modality or '?'}, spec {json.dumps(record.dataset.spec)}): {describe(e)}; choose a "
+            "backbone made for this data (see `lctk plugins --details`)")) from None
 
 
 def _check_new(run: RunDir, backbone: str | None, data: str | None) -> bytes:
@@ -179,16 +197,16 @@ def _check_new(run: RunDir, backbone: str | None, data: str | None) -> bytes:
     return b""
 
 
-def _refuse_changes(info, backbone, data, data_dir, data_options, max_examples, overrides) -> None:
+def _refuse_changes(record: RunRecord, backbone, data, data_dir, data_options, max_examples, overrides) -> None:
     """On --resume, flags that would change the run are refused rather than silently ignored."""
-    ds = info["dataset"]
-    checks = [("--backbone", backbone, info["backbone"]), ("--data", data, ds["name"]),
-              ("--data-dir", str(data_dir) if data_dir else None, ds.get("data_dir")),
-              ("--max-examples", max_examples, ds.get("max_examples"))]
+    ds = record.dataset
+    checks = [("--backbone", backbone, record.backbone), ("--data", data, ds.name),
+              ("--data-dir", str(data_dir) if data_dir else None, ds.data_dir),
+              ("--max-examples", max_examples, ds.max_examples)]
     for key, value in (overrides or {}).items():
-        checks.append((f"--{key.replace('_', '-')}", value, info["backbone_config"].get(key)))
+        checks.append((f"--{key.replace('_', '-')}", value, record.backbone_config.get(key)))
     for flag, given, stored in checks:
         if given is not None and str(given).lower() != str(stored).lower():
             raise LctkError(f"{flag} {given} differs from the run's {stored}; a resumed run keeps its settings")
-    if data_options and dict(data_options) != ds.get("options", {}):
+    if data_options and dict(data_options) != ds.options:
         raise LctkError("--data-option differs from the run's; a resumed run keeps its settings")

@@ -23,14 +23,15 @@ from lctk.config import Range
 from lctk.errors import LctkError, TrainingDiverged
 from lctk.io import tensors_bytes
 from lctk.interfaces import Backbone, Dataset
-from lctk.interrupt import GracefulStop
+from lctk.loop import StepLoop, adam, check_finite, step_generator
 from lctk.progress import Progress
 
 
 @dataclasses.dataclass
 class TrainSettings:
     """How to train a backbone. ``checkpoint_every``: steps between checkpoints (0: every 60 s); a checkpoint
-    is also written at the end of every epoch and when interrupted."""
+    is also written at the end and when interrupted (not at every epoch end: short epochs would write one
+    every few seconds)."""
 
     LIMITS: ClassVar[dict[str, Range]] = {"epochs": Range(1, 10 ** 6), "batch_size": Range(1, 65536),
                                           "lr": Range(0, 10, low_open=True), "seed": Range(0, 2 ** 63 - 1),
@@ -53,23 +54,6 @@ class _ELBO(nn.Module):
         return self.backbone.elbo_terms(x, eps=eps)
 
 
-def adam(params, **kwargs) -> torch.optim.Adam:
-    """Adam with torch's fused kernel where it has one for the parameters' device (on CPU a step of the conv VAE's
-    3.3 M weights takes 3 ms instead of 16 ms; the same update up to float rounding), else the default one."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, fused=True, **kwargs)
-    except (RuntimeError, TypeError, ValueError):  # an older torch, or a device without the fused kernel
-        return torch.optim.Adam(params, **kwargs)
-
-
-def _generator(*parts: int) -> torch.Generator:
-    seed = 0
-    for p in parts:
-        seed = (seed * 1_000_003 + int(p)) % (2**62)
-    return torch.Generator().manual_seed(seed)
-
-
 @dataclasses.dataclass
 class _EpochSums:
     loss: float = 0.0
@@ -79,10 +63,10 @@ class _EpochSums:
     seconds: float = 0.0
 
 
-class VAETrainer:
+class VAETrainer(StepLoop):
     """Trains ``backbone`` on the training part of ``dataset``; checkpoints to ``checkpoint_path``.
 
-    ``on_epoch_end(epoch, record)`` runs on rank 0 after each epoch (e.g. to write pictures).
+    ``on_epoch_end(epoch, record)`` runs on rank 0 after each epoch (e.g. to record the history).
     """
 
     def __init__(self, backbone: Backbone, dataset: Dataset, settings: TrainSettings, checkpoint_path,
@@ -108,6 +92,7 @@ class VAETrainer:
             self.model = nn.parallel.DistributedDataParallel(self.model)
         self.optimizer = adam(backbone.parameters(), lr=settings.lr)
         self.step = 0
+        self.checkpoint_every = settings.checkpoint_every
         self.history: list[dict[str, Any]] = []
         self._sums = _EpochSums()
         self._perm: torch.Tensor | None = None  # (N_train,) the current epoch's order
@@ -165,18 +150,19 @@ class VAETrainer:
     def _batch_indices(self, step: int) -> torch.Tensor:
         epoch, i = divmod(step, self.steps_per_epoch)
         if i == 0 or self._perm is None or self._perm_epoch != epoch:
-            self._perm = torch.randperm(len(self.train_indices), generator=_generator(self.settings.seed, 1, epoch))
+            self._perm = torch.randperm(len(self.train_indices), generator=step_generator(self.settings.seed, 1, epoch))
             self._perm_epoch = epoch
         return self.train_indices[self._perm[i * self.batch_size:(i + 1) * self.batch_size]]
 
     def _train_step(self, step: int) -> dict[str, float]:
+        t0 = time.perf_counter()
         global_idx = self._batch_indices(step)  # (B,)
         shard = global_idx.chunk(self.dist.world_size)[self.dist.rank]  # (B / world,)
         x = self.dataset.fetch(shard).to(self.dist.device)  # (B / world, ...)
         bad = ~torch.isfinite(x.reshape(len(x), -1)).all(dim=1) if x.is_floating_point() \
             else torch.zeros(len(x), dtype=torch.bool, device=x.device)  # (B / world,)
         eps_all = torch.randn(len(global_idx), self.backbone.latent_dim,
-                              generator=_generator(self.settings.seed, 2, step))  # (B, D)
+                              generator=step_generator(self.settings.seed, 2, step))  # (B, D)
         eps = eps_all.chunk(self.dist.world_size)[self.dist.rank].to(self.dist.device)  # (B / world, D)
         terms = self.model(x, eps)
         loss = terms["loss"]
@@ -192,7 +178,8 @@ class VAETrainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return {"loss": figures[0].item(), "reconstruction": figures[1].item(), "kl": figures[2].item()}
+        return {"loss": figures[0].item(), "reconstruction": figures[1].item(), "kl": figures[2].item(),
+                "seconds": time.perf_counter() - t0}
 
     def _refuse_bad_data(self, local_bad: torch.Tensor) -> None:
         """Stop (every rank alike) naming the first example of the global batch that holds NaN or inf."""
@@ -214,43 +201,38 @@ class VAETrainer:
 
     def _check_finite(self) -> None:
         """Refuse to checkpoint weights that are no longer finite (the previous checkpoint stays)."""
-        for name, p in self.backbone.named_parameters():
-            if not torch.isfinite(p).all():
-                raise distributed.everywhere(TrainingDiverged(
-                    f"weight {name} became NaN or infinite at step {self.step}; {self._kept()}; lower --lr and "
-                    "resume with --resume"))
+        check_finite(self.backbone.named_parameters(), self.step, f"{self._kept()}; lower --lr and resume with "
+                     "--resume", wrap=distributed.everywhere)
+
+    def phases(self) -> list[tuple[str, int]]:
+        return [("train", self.total_steps)]
+
+    def train_step(self, step: int) -> str:
+        fig = self._train_step(step)
+        s = self._sums
+        s.loss += fig["loss"]; s.reconstruction += fig["reconstruction"]; s.kl += fig["kl"]
+        s.steps += 1
+        s.seconds += fig["seconds"]
+        return f"epoch {step // self.steps_per_epoch + 1} loss {fig['loss']:.1f} recon {fig['reconstruction']:.1f} " \
+               f"kl {fig['kl']:.1f}"
+
+    def after_step(self, step: int) -> None:
+        if step % self.steps_per_epoch == 0:
+            epoch = step // self.steps_per_epoch
+            self._check_finite()  # an epoch is never recorded with weights that are no longer finite
+            self._close_epoch(epoch)
+            if self.on_epoch_end and self.dist.is_main:
+                self.on_epoch_end(epoch, self.history[-1])
+
+    def stopping(self, requested: bool) -> bool:
+        return distributed.any_flag(requested)
 
     def train(self, resume: bool = False) -> list[dict[str, Any]]:
         """Run to ``settings.epochs`` (from the checkpoint if ``resume``); return the per-epoch history."""
         if resume:
             self.restore()
         self.backbone.train()
-        last_save = time.monotonic()
-        every = self.settings.checkpoint_every
-        with GracefulStop() as stop, self.progress.task("train-vae", total=self.total_steps, completed=self.step) as bar:
-            while self.step < self.total_steps:
-                t0 = time.perf_counter()
-                fig = self._train_step(self.step)
-                self.step += 1
-                s = self._sums
-                s.loss += fig["loss"]; s.reconstruction += fig["reconstruction"]; s.kl += fig["kl"]
-                s.steps += 1
-                s.seconds += time.perf_counter() - t0
-                epoch = (self.step - 1) // self.steps_per_epoch + 1
-                bar.advance(1, info=f"epoch {epoch} loss {fig['loss']:.1f} recon {fig['reconstruction']:.1f} "
-                                    f"kl {fig['kl']:.1f}")
-                end_of_epoch = self.step % self.steps_per_epoch == 0
-                if end_of_epoch:
-                    self._close_epoch(epoch)
-                stopping = distributed.any_flag(stop.requested)
-                if end_of_epoch or stopping or (every and self.step % every == 0) or \
-                        (not every and time.monotonic() - last_save > 60):
-                    self.save()
-                    last_save = time.monotonic()
-                    if end_of_epoch and self.on_epoch_end and self.dist.is_main:
-                        self.on_epoch_end(epoch, self.history[-1])
-                if stopping:
-                    raise KeyboardInterrupt
+        self.run_phases("train-vae")
         self.backbone.eval()
         return self.history
 

@@ -10,7 +10,7 @@ import os
 import click
 
 from lctk import __version__
-from lctk.errors import LctkError
+from lctk.errors import LctkError, one_line
 
 
 #: Commands that may run under torchrun, one process per rank (see docs/distributed.md).
@@ -62,16 +62,11 @@ class LctkGroup(click.Group):
             return super().invoke(ctx)
         except LctkError as e:
             if not getattr(e, "quiet", False):  # under torchrun, an error all ranks share is printed by rank 0
-                click.echo(f"error: {_one_line(str(e))}", err=True)
+                click.echo(f"error: {one_line(str(e))}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(130)
-
-
-def _one_line(text: str) -> str:
-    """The message on one line (a message is never allowed to spill into a second line)."""
-    return " ".join(text.split()) or "failed"
 
 
 @click.group(cls=LctkGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -22,15 +22,15 @@ def import_backbone_cmd(path, data, data_dir, data_option, max_examples, out, fm
     The model's files are read, never changed; the run records their path and hashes and refuses to go on if
     they change. Then `lctk encode OUT`, `add-constraint`, `sample`, `transform` and `evaluate` work as usual.
     """
+    from lctk import api
     from lctk.errors import LctkError
-    from lctk.importing import import_backbone
 
     if not data:
         raise LctkError("import-backbone needs --data DATASET, the data the model was trained on (see `lctk plugins`)")
-    run = import_backbone(path, out, data=data, fmt=fmt, data_dir=data_dir,
+    run = api.import_backbone(path, out, data=data, fmt=fmt, data_dir=data_dir,
                           data_options=parse_pairs(data_option, "--data-option"), max_examples=max_examples, seed=seed)
     info = run.read()
-    generator_only = not run.load_backbone(info).has_encoder
+    generator_only = not run.load_backbone().has_encoder
     step = f"lctk add-constraint {run.path} --attr NAME" if generator_only else f"lctk encode {run.path}"
     console.print(f"imported {info['source']['format']} model {info['source']['path']} "
                   f"(latent_dim {info['backbone_config'].get('latent_dim', '?')}"

@@ -24,10 +24,11 @@ def parse_pairs(pairs: Iterable[str], flag: str) -> dict[str, str]:
 def dataset_options(command):
     """``--data``, ``--data-dir``, ``--data-option`` and ``--max-examples``, as `lctk train-vae` takes them."""
     for option in reversed([
-        click.option("--data", help="Dataset (see `lctk plugins`), e.g. fashion-mnist."),
+        click.option("--data", help="Dataset (see `lctk plugins --details`), e.g. fashion-mnist."),
         click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the dataset's files."),
-        click.option("--data-option", multiple=True, metavar="KEY=VALUE", help="Extra dataset setting (repeatable)."),
-        click.option("--max-examples", type=click.IntRange(min=1), help="Use at most N examples."),
+        click.option("--data-option", multiple=True, metavar="KEY=VALUE",
+                     help="Extra dataset setting (repeatable); a dataset's options: `lctk plugins --details`."),
+        click.option("--max-examples", type=click.IntRange(min=1), help="Use at most N examples [all]."),
     ]):
         command = option(command)
     return command

@@ -180,13 +180,13 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
         check_name(name, "--name")
     info = run.read()
     check_writable(run.constraints_dir, f"run folder {run.path}")
-    backbone = run.load_backbone(info)
+    backbone = run.load_backbone()
     if not backbone.has_encoder:
         from lctk.engine.generator import add_generator_constraint
 
         return add_generator_constraint(run, info, backbone, attrs, rules, name, overrides, force, progress)
     with open_latents(run, backbone) as store:
-        targets, rule_objs = resolve_targets(attrs, rules, store.attribute_names, run.modality(info),
+        targets, rule_objs = resolve_targets(attrs, rules, store.attribute_names, run.modality,
                                              store.continuous_ranges, store.continuous_hint())
         name = name or default_name([t.name for t in targets], REALISM)
         check_size(targets, store.latent_dim, config, "this constraint")

@@ -14,16 +14,27 @@ import time
 from typing import Any
 
 import torch
-from rich.table import Table
 
 from lctk.engine.constraint_set import REALISM
 from lctk.engine.losses import sigma_weighted_shift
 from lctk.engine.sampling import Sampler
 from lctk.engine.targets import Target, parse_rule
+from lctk.interfaces import Evaluator
 from lctk.io import save_json
 from lctk.plugins import get_registries
-from lctk.progress import Progress, console
+from lctk.progress import Progress
 from lctk.run import RunDir
+
+
+class NoEvaluator(Evaluator):
+    """Stands in when no plugin evaluates the modality: the figures that need no evaluator (rule satisfaction,
+    latent shifts) are still measured."""
+
+    def prepare(self, seed: int = 0) -> dict[str, Any]:
+        return {"evaluator": f"none installed for modality {self.dataset.modality!r}; only figures that need none"}
+
+    def evaluate(self, name, outputs, target=None, reference=None) -> dict[str, float]:
+        return {}
 
 
 def _row(name: str, method: str, target: str, n: int, figures: dict[str, Any]) -> dict[str, Any]:
@@ -37,8 +48,10 @@ def evaluate_run(run: RunDir | str, n: int = 2000, seed: int = 0, progress: Prog
     sampler = Sampler(run)
     run = sampler.run
     try:
-        dataset = run.load_dataset(sampler.info, progress)
-        evaluator = get_registries().evaluator(dataset.modality)(dataset, run.path / "evaluator", progress)
+        dataset = run.load_dataset(progress)
+        evaluator_cls = get_registries().evaluators.get(dataset.modality)
+        evaluator = evaluator_cls.value(dataset, run.path / "evaluator", progress) if evaluator_cls else \
+            NoEvaluator(dataset, run.path / "evaluator", progress)
         metrics: dict[str, Any] = {"evaluator": evaluator.prepare(seed), "sets": []}
         rows = metrics["sets"]
         gen = torch.Generator().manual_seed(seed)
@@ -57,7 +70,7 @@ def evaluate_run(run: RunDir | str, n: int = 2000, seed: int = 0, progress: Prog
         names = sampler.constraints.names()
         if names:
             _, z = sampler.latents([], n, "actor", seed)
-            label = "realism" if REALISM in names else f"realism ({names[0]}, data labels)"
+            label = "realism" if REALISM in names else f"realism (actor of {names[0]}, labels drawn from the data)"
             label = label if sampler.backbone.has_encoder else f"actor ({names[0]}, data labels)"
             rows.append(_row(label, "actor", "-", n, evaluator.evaluate("realism", sampler.decode(z))))
         attributes = sampler.constrained_attributes()
@@ -161,7 +174,7 @@ def _rules(sampler, evaluator, rules, n, seed, z_prior, rows) -> dict[str, Any]:
     if not rules:
         return out
     prior_out = sampler.decode(z_prior)
-    modality = sampler.run.modality(sampler.info)
+    modality = sampler.run.modality
     for i, spec in enumerate(rules):
         _, rule = parse_rule(spec, modality)
         z0, z1 = sampler.latents([Target(spec, "rule", True)], n, "actor", seed + 2000 + i)
@@ -169,8 +182,8 @@ def _rules(sampler, evaluator, rules, n, seed, z_prior, rows) -> dict[str, Any]:
         figures = evaluator.evaluate("rule", decoded, target={spec: True})
         figures.pop("accuracy", None)  # the rule's own check, below, is exact
         prior_rate, actor_rate = rule(prior_out).float().mean().item(), rule(decoded).float().mean().item()
-        checked, draws = sampler.checked([Target(spec, "rule", True)], n, "actor", seed + 2000 + i, first=decoded)
-        checked_rate = rule(checked).float().mean().item()
+        checked, draws, ok = sampler.checked([Target(spec, "rule", True)], n, "actor", seed + 2000 + i, first=decoded)
+        checked_rate = ok.float().mean().item()
         checked_figures = evaluator.evaluate("rule", checked, target={spec: True})
         checked_figures.pop("accuracy", None)
         out[spec] = {"prior_satisfied": round(prior_rate, 4), "actor_satisfied": round(actor_rate, 4), **figures,
@@ -210,44 +223,3 @@ def _transforms(sampler, evaluator, dataset, attributes, m, seed, progress) -> d
             bar.advance(1)
     return {"success_rate": round(successes / total, 4) if total else None, "n": total, "per_target": per_target,
             "mean_sigma_weighted_shift": round(torch.cat(shifts).mean().item(), 4) if shifts else None}
-
-
-def _cell(value: Any) -> str:
-    """A table cell: floats to 4 significant digits."""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _values(values) -> str:
-    return " ".join(f"{v:.3g}" for v in values)
-
-
-def print_report(metrics: dict[str, Any]) -> None:
-    """Rich tables of the measured sets, conditional accuracy, rules and transforms."""
-    console.print("evaluator: " + ", ".join(f"{k} {v}" for k, v in metrics["evaluator"].items()), highlight=False)
-    if metrics["evaluator"].get("weak_judge"):
-        console.print(f"WARNING: weak judge ({metrics['evaluator'].get('weak_judge_reason', 'see above')}); its "
-                      "accuracy figures understate what the samples show", highlight=False)
-    keys = [k for k in dict.fromkeys(k for r in metrics["sets"] for k in r) if k not in ("set", "method", "target", "n")]
-    table = Table(title="samples measured independently")
-    for col in ("set", "method", "target", "n", *keys):
-        table.add_column(col, justify="left" if col in ("set", "method", "target") else "right")
-    for r in metrics["sets"]:
-        table.add_row(*[_cell(r.get(c, "")) for c in ("set", "method", "target", "n", *keys)])
-    console.print(table)
-    for method, figures in metrics.get("conditional", {}).items():
-        console.print(f"conditional ({method}): mean accuracy {figures['mean_accuracy']}, mean sigma-weighted shift "
-                      f"{figures['mean_sigma_weighted_shift']}", highlight=False)
-    for spec, figures in metrics.get("rules", {}).items():
-        console.print(f"rule {spec}: prior {figures['prior_satisfied']:.1%} -> actor {figures['actor_satisfied']:.1%}"
-                      f" -> actor with --check {figures['checked_satisfied']:.1%} "
-                      f"({figures['checked_draws_per_sample']} draws per sample)", highlight=False)
-    for name, methods in metrics.get("continuous", {}).items():
-        for method, f in methods.items():
-            if "spearman" in f:
-                console.print(f"continuous {name} ({method}): Spearman {f['spearman']} between requested and realised "
-                              f"values, mean absolute error {f['mae']}; asked {_values(f['grid'])}, got "
-                              f"{_values(f['realised_mean'])}", highlight=False)
-    t = metrics.get("transforms") or {}
-    if t.get("success_rate") is not None:
-        console.print(f"transforms: success {t['success_rate']:.1%} of {t['n']}, mean sigma-weighted shift "
-                      f"{t['mean_sigma_weighted_shift']}", highlight=False)

@@ -37,7 +37,7 @@ LABELER_SEED = 0
 
 def labeler_class(run: RunDir, info: Mapping[str, Any]) -> type[Labeler]:
     """The labeler class for the run's modality; a one-line error naming the remedies when none is installed."""
-    modality = run.modality(info)
+    modality = run.modality
     cls = get_registries().labeler(modality)
     if cls is None:
         raise LctkError(f"run {run.path} has a generator-only backbone, whose attributes are labelled on its decoded "
@@ -155,7 +155,7 @@ def add_generator_constraint(run: RunDir, info: dict[str, Any], backbone: Backbo
                              force: bool, progress: Progress):
     """`lctk add-constraint` for a generator-only backbone (see the module docstring); returns the folder."""
     names = list(info["dataset"].get("attribute_names") or [])
-    targets, rule_objs = resolve_targets(attrs, rules, names, run.modality(info))
+    targets, rule_objs = resolve_targets(attrs, rules, names, run.modality)
     if not targets:
         raise LctkError(f"run {run.path} has a generator-only backbone: its prior samples are already its model of the "
                         "data, so there is no realism constraint to learn; give --attr NAME or --rule SPEC, or draw "

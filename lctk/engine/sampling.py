@@ -28,8 +28,8 @@ class Sampler:
 
     def __init__(self, run: RunDir | str):
         self.run = run if isinstance(run, RunDir) else RunDir(run)
-        self.info = self.run.read()
-        self.backbone = self.run.load_backbone(self.info)
+        self.record = self.run.record
+        self.backbone = self.run.load_backbone()
         self.fingerprint = fingerprint(self.backbone)
         self.constraints = RunConstraints(self.run)
         self._store: LatentStore | None = None
@@ -46,7 +46,7 @@ class Sampler:
 
     @property
     def attribute_names(self) -> list[str]:
-        return list(self.info["dataset"].get("attribute_names") or self.store.attribute_names)
+        return list(self.record.dataset.attribute_names or self.store.attribute_names)
 
     def table(self) -> Tensor:
         """``(N, A)`` bool attribute table of the training latents (of the training examples, for a
@@ -88,7 +88,7 @@ class Sampler:
     def wants(self, attrs: Sequence[str] = (), rules: Sequence[str] = ()) -> list[Target]:
         """Parse ``--attr``/``--rule`` specs against this run (values kept: ``no-smiling`` wants 0,
         ``density=12`` wants 12)."""
-        return parse_targets(attrs, rules, self.attribute_names, self.run.modality(self.info), self.continuous_ranges,
+        return parse_targets(attrs, rules, self.attribute_names, self.run.modality, self.continuous_ranges,
                              self._hint())[0]
 
     def _hint(self) -> str:
@@ -195,22 +195,30 @@ class Sampler:
         return torch.cat(outputs), [", ".join(str(t) for t in ws) for ws in wants_per_row]
 
     def checked(self, wants: Sequence[Target], n: int, method: str = "actor", seed: int = 0,
-                rounds: int = 10, first: Tensor | None = None) -> tuple[Tensor, int]:
-        """``(outputs, draws)``: ``n`` decoded samples for ``wants`` whose wanted rules all hold, drawing again
-        (with new seeds, up to ``rounds`` times) for those that break one; samples still failing after the last
-        round are kept as they are. ``draws`` is how many samples were drawn in all. ``first``: the decoded
-        first draw, if the caller already has it (the same ``seed``'s samples)."""
-        rules = [parse_rule(t.name, self.run.modality(self.info))[1] for t in wants if t.kind == "rule" and t.value]
+                rounds: int = 10, first: Tensor | None = None) -> tuple[Tensor, int, Tensor]:
+        """``(outputs, draws, ok)``: ``n`` decoded samples for ``wants``, drawing again (with new seeds, up to
+        ``rounds`` times) for those that break a wanted rule; ``ok (n,)`` bool tells which satisfy every rule
+        (samples still failing after the last round are kept, marked False). ``draws`` is how many samples
+        were drawn in all. ``first``: the decoded first draw, if the caller already has it (the same
+        ``seed``'s samples)."""
+        rules = [parse_rule(t.name, self.run.modality)[1] for t in wants if t.kind == "rule" and t.value]
         outputs = first.clone() if first is not None else self.decode(self.latents(wants, n, method, seed)[1])
         draws = n
-        for r in range(1, rounds + 1 if rules else 1):
-            bad = ~torch.stack([rule(outputs).bool() for rule in rules], dim=1).all(dim=1)  # (n,)
+
+        def failing() -> Tensor:  # (n,) bool
+            if not rules:
+                return torch.zeros(n, dtype=torch.bool)
+            return ~torch.stack([rule(outputs).bool() for rule in rules], dim=1).all(dim=1)
+
+        bad = failing()
+        for r in range(1, rounds + 1):
             if not bad.any():
                 break
             fresh = self.decode(self.latents(wants, int(bad.sum()), method, seed + 7919 * r)[1])
             outputs[bad] = fresh
             draws += len(fresh)
-        return outputs, draws
+            bad = failing()
+        return outputs, draws, ~bad
 
     def optimize(self, z0: Tensor, plan, gen: torch.Generator, settings: OptimizeSettings | None = None) -> Tensor:
         """Gradient-based optimisation from ``z0`` against the summed log-probabilities of ``plan``."""
@@ -242,3 +250,9 @@ class Sampler:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    def __enter__(self) -> "Sampler":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -10,7 +10,6 @@ as the actor moves. Every random draw of step s comes from (seed, s): resuming i
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import torch
@@ -20,15 +19,9 @@ from lctk.checkpoint import load_checkpoint, save_checkpoint
 from lctk.engine.config import ConstraintConfig
 from lctk.engine.constraint import LatentConstraint
 from lctk.engine.losses import distance_penalty, gradient_penalty, masked_sigmoid_ce, sigmoid_ce
-from lctk.errors import TrainingDiverged
+from lctk.errors import LctkError, TrainingDiverged
+from lctk.loop import StepLoop, adam, check_finite, step_generator
 from lctk.progress import Progress
-from lctk.trainer import adam
-from lctk.interrupt import GracefulStop
-
-
-def step_generator(seed: int, purpose: int, step: int) -> torch.Generator:
-    """A generator determined by (seed, purpose, step)."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + purpose) * 1_000_003 + step)
 
 
 class LatentSource:
@@ -154,7 +147,7 @@ class RulePool(nn.Module):
         return self.z[idx], self.labels[idx]
 
 
-class ConstraintTrainer:
+class ConstraintTrainer(StepLoop):
     """Trains a `LatentConstraint` in place; ``label_rules(z) -> (B, K_r)`` decodes and checks rules."""
 
     def __init__(self, model: LatentConstraint, source: LatentSource, config: ConstraintConfig, checkpoint_path,
@@ -179,6 +172,7 @@ class ConstraintTrainer:
         self.pool = RulePool(config.rule_pool, self.latent_dim, self.k_r) if self.k_r else None
         self.step = 0  # counts classifier steps, then actor steps
         self.total = (config.classifier_steps if self.k_a else 0) + config.steps
+        self.checkpoint_every = config.checkpoint_every
         self.last: dict[str, float] = {}
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -191,10 +185,8 @@ class ConstraintTrainer:
 
     def save(self) -> None:
         """Write the training checkpoint atomically; weights that are no longer finite are never saved."""
-        for name, p in self.m.named_parameters():
-            if not torch.isfinite(p).all():
-                raise TrainingDiverged(f"weight {name} became NaN or infinite at step {self.step}; the last good "
-                                       "checkpoint was kept; run the same command again to resume from it")
+        check_finite(self.m.named_parameters(), self.step, "the last good checkpoint was kept; run the same command "
+                     "again to resume from it")
         modules, opts = self._objects()
         save_checkpoint(self.checkpoint_path, modules=modules, optimizers=opts, meta={"step": self.step, "last": self.last})
 
@@ -219,6 +211,13 @@ class ConstraintTrainer:
             parts.append((torch.rand(n, self.k_r, generator=gen) < 0.5).float())
         return torch.cat(parts, dim=1) if parts else torch.zeros(n, 0)
 
+    def _update(self, name: str, loss: Tensor, opt: torch.optim.Optimizer) -> None:
+        """One optimizer step on ``loss`` (refused when it is not finite)."""
+        self._check(name, loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
     def _check(self, name: str, value: Tensor) -> None:
         if not torch.isfinite(value):
             raise TrainingDiverged(f"{name} loss became {value.item()} at step {self.step}; the last good checkpoint "
@@ -234,16 +233,16 @@ class ConstraintTrainer:
         scale = self.c.attr_noise * torch.rand(b, 1, generator=gen)  # (B, 1)
         z = z + scale * torch.randn(z.shape, generator=gen) * self.src.std
         loss = sigmoid_ce(self.m.attr_critic(z), labels)
-        self._check("attribute critic", loss)
-        self.opt_a.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_a.step()
+        self._update("attribute critic", loss, self.opt_a)
         return loss.item()
 
     def fill_pool(self) -> None:
         """Before the first step: fill half the pool with decoded and labelled latents."""
-        for i in range(max(1, self.c.rule_pool // (2 * self.c.relabel_batch))):
-            self.relabel(step_generator(self.c.seed, 9, i))
+        rounds = max(1, self.c.rule_pool // (2 * self.c.relabel_batch))
+        with self.progress.task(f"add-constraint {self.m.name}: rule labels", total=rounds) as bar:
+            for i in range(rounds):
+                self.relabel(step_generator(self.c.seed, 9, i))
+                bar.advance(1)
 
     def relabel(self, gen: torch.Generator) -> None:
         """Decode prior draws, actor outputs and encodings; add them with their rule labels to the pool."""
@@ -275,17 +274,11 @@ class ConstraintTrainer:
             loss = loss + masked_sigmoid_ce(self.m.realism(z_real, y_wrong), torch.zeros(b, 1), differs)
         if c.gp_weight:
             loss = loss + c.gp_weight * gradient_penalty(self.m.realism, z_real, z_fake, y_real if self.k_a else None, gen)
-        self._check("realism critic", loss)
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        self._update("realism critic", loss, self.opt_d)
         if self.k_r:
             z_pool, labels = self.pool.batch(b, gen)
             rloss = sigmoid_ce(self.m.rule_critic(z_pool), labels)
-            self._check("rule critic", rloss)
-            self.opt_r.zero_grad(set_to_none=True)
-            rloss.backward()
-            self.opt_r.step()
+            self._update("rule critic", rloss, self.opt_r)
         return loss.item()
 
     def actor_step(self, gen: torch.Generator) -> dict[str, float]:
@@ -304,46 +297,50 @@ class ConstraintTrainer:
             guidance = guidance + masked_sigmoid_ce(logits[:, self.k_a:], torch.ones_like(enforce), enforce)
         dist = distance_penalty(z_new, z, m.sigma_bar)
         loss = realism + c.lambda_attr * guidance + c.lambda_dist * dist
-        self._check("actor", loss)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
+        self._update("actor", loss, self.opt_g)
         losses = {"actor": realism.item()} if m.realism is not None else {}
         return {**losses, "guidance": guidance.item(), "distance": dist.item()}
 
+    def _check_rules_occur(self) -> None:
+        """Refuse a rule that none of the first decoded latents satisfies (its critic would learn nothing), and
+        warn when it is rare."""
+        from lctk.plugins import warn
+
+        filled = min(int(self.pool.count), len(self.pool.z))
+        rates = self.pool.labels[:filled].mean(dim=0)  # (K_r,)
+        for j, i in enumerate(self.m.rule_cols):
+            name, rate = self.m.targets[i], rates[j].item()
+            if rate == 0:
+                raise LctkError(f"rule {name!r} holds for none of {filled} decoded latents (prior draws, encodings); "
+                                "its critic would have nothing to learn from: relax the rule")
+            if rate < 0.01:
+                warn(f"rule {name!r} holds for only {rate:.2%} of {filled} decoded latents; the constraint may learn it "
+                     "poorly (relax the rule, or raise --set rule_pool)")
+
     # -- the loop ------------------------------------------------------------------------------------------
+    def phases(self) -> list[tuple[str, int]]:
+        return [("attribute classifier", self.c.classifier_steps if self.k_a else 0), ("critics and actor", self.c.steps)]
+
+    def train_step(self, s: int) -> str:
+        c = self.c
+        n_cls = c.classifier_steps if self.k_a else 0
+        if s < n_cls:
+            return f"classifier {self.classifier_step(step_generator(c.seed, 1, s)):.3f}"
+        g_step = s - n_cls
+        if self.pool is not None and g_step % c.relabel_every == 0:
+            self.relabel(step_generator(c.seed, 2, g_step))
+        for k in range(c.critic_steps):
+            d_loss = self.critic_step(step_generator(c.seed, 3, g_step * c.critic_steps + k))
+        self.last = {"critic": d_loss, **self.actor_step(step_generator(c.seed, 4, g_step))}
+        return " ".join(f"{k} {v:.3f}" for k, v in self.last.items())
+
     def train(self, resume: bool = False) -> dict[str, float]:
         """Run both phases to the end (from the checkpoint if ``resume``); return the last losses."""
         if resume:
             self.restore()
             self.src.resume_at(self.step)
-        c = self.c
-        n_cls = c.classifier_steps if self.k_a else 0
-        every = c.checkpoint_every
-        last_save = time.monotonic()
-        with GracefulStop() as stop, self.progress.task(f"add-constraint {self.m.name}", total=self.total,
-                                                        completed=self.step) as bar:
-            if self.pool is not None and self.step == 0:
-                self.fill_pool()
-            while self.step < self.total:
-                s = self.step
-                if s < n_cls:
-                    loss = self.classifier_step(step_generator(c.seed, 1, s))
-                    info = f"classifier {loss:.3f}"
-                else:
-                    g_step = s - n_cls
-                    if self.pool is not None and g_step % c.relabel_every == 0:
-                        self.relabel(step_generator(c.seed, 2, g_step))
-                    for k in range(c.critic_steps):
-                        d_loss = self.critic_step(step_generator(c.seed, 3, g_step * c.critic_steps + k))
-                    self.last = {"critic": d_loss, **self.actor_step(step_generator(c.seed, 4, g_step))}
-                    info = " ".join(f"{k} {v:.3f}" for k, v in self.last.items())
-                self.step += 1
-                bar.advance(1, info=info)
-                if stop.requested or (every and self.step % every == 0) or \
-                        (not every and time.monotonic() - last_save > 60):
-                    self.save()
-                    last_save = time.monotonic()
-                if stop.requested:
-                    raise KeyboardInterrupt
+        if self.pool is not None and self.step == 0:
+            self.fill_pool()
+            self._check_rules_occur()
+        self.run_phases(f"add-constraint {self.m.name}")
         return self.last

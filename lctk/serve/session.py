@@ -49,7 +49,7 @@ class ExplorerSession:
     def __init__(self, run: str | Path):
         self.sampler = Sampler(run)
         self.run = self.sampler.run
-        self.modality = self.run.modality(self.sampler.info)
+        self.modality = self.run.modality
         self.writer = get_registries().writer(self.modality)
         self.lock = threading.Lock()
         self._dataset = None
@@ -62,7 +62,7 @@ class ExplorerSession:
     def describe(self) -> dict[str, Any]:
         """The run as the page shows it: backbone, dataset, constraints (targets, metrics), methods, last
         evaluation, and what the page may offer (attributes, rules, upload suffixes)."""
-        info = self.sampler.info
+        info = self.sampler.record.to_dict()
         dataset = {k: v for k, v in info["dataset"].items() if k not in ("data_dir",)}
         constraints = []
         for c in self.sampler.constraints.all():
@@ -126,7 +126,7 @@ class ExplorerSession:
     def dataset(self):
         """The run's dataset, loaded on first use."""
         if self._dataset is None:
-            self._dataset = self.run.load_dataset(self.sampler.info)
+            self._dataset = self.run.load_dataset()
         return self._dataset
 
     def test_indices(self) -> torch.Tensor:
@@ -200,4 +200,4 @@ class ExplorerSession:
         with tempfile.TemporaryDirectory(prefix="lctk-upload-") as tmp:
             path = Path(tmp) / f"upload{suffix}"
             path.write_bytes(data)
-            return self.writer.read_input(path, self.sampler.info["dataset"].get("spec", {}))
+            return self.writer.read_input(path, self.sampler.record.dataset.spec)

@@ -13,8 +13,7 @@ import torch
 from einops import rearrange, unpack
 from torch import Tensor, nn
 
-from lctk import LctkError
-from lctk.interfaces import Backbone, BackboneConfig, Decoder, Encoder, gaussian_log_likelihood
+from lctk.plugin_api import Backbone, BackboneConfig, Decoder, Encoder, LctkError, gaussian_log_likelihood
 
 
 @dataclasses.dataclass

@@ -6,6 +6,5 @@ from lctk import hookimpl
 @hookimpl
 def register_backbones(register):
     """Offer the MLP VAE as ``--backbone mlp``."""
-    from lctk_mlp.model import MLPVAE  # imported lazily: `lctk plugins` stays fast
-
-    register("mlp", MLPVAE, help="MLP VAE for any fixed-shape float data (Gaussian decoder, sigma_x 0.1)")
+    # a "module:attribute" reference, imported when first used: `lctk plugins` imports no torch
+    register("mlp", "lctk_mlp.model:MLPVAE", help="MLP VAE for any fixed-shape float data (Gaussian decoder, sigma_x 0.1)")

@@ -18,11 +18,9 @@ from lctk.errors import LctkError
 from lctk.interfaces import Rule
 from lctk_lstm.encoding import SEQ_LEN
 from lctk_lstm.features import Summary, note_counts, pitch_bounds
+from lctk_lstm.rule_forms import DENSITY_FORMS, KEY_FORMS, RANGE_FORMS, RULE_HELP
 from lctk_lstm.theory import key_name, parse_key, parse_pitch, pitch_name, scale
 
-KEY_FORMS = "key=C, key=Am, key=F#, key=Bb minor (any major or minor key)"
-DENSITY_FORMS = f"density>=N, density<=N, density>N, density<N or density=N (N notes, 0..{SEQ_LEN})"
-RANGE_FORMS = "range=LOW..HIGH with MIDI numbers or note names, e.g. range=C4..C5 or range=60..72"
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq, "=": operator.eq}
 
 
@@ -109,9 +107,9 @@ def parse_range_rule(spec: str) -> RangeRule:
 
 #: Rule name -> (parser, help), as registered with lctk.
 RULES = {
-    "key": (parse_key_rule, f"every note in a key's scale: {KEY_FORMS}"),
-    "density": (parse_density_rule, f"number of notes: {DENSITY_FORMS}"),
-    "range": (parse_range_rule, f"every note in a pitch range: {RANGE_FORMS}"),
+    "key": (parse_key_rule, RULE_HELP["key"]),
+    "density": (parse_density_rule, RULE_HELP["density"]),
+    "range": (parse_range_rule, RULE_HELP["range"]),
 }
 
 

@@ -3,6 +3,7 @@ tests/conftest.py, a private melody cache, and small ABC and MIDI files written 
 
 from __future__ import annotations
 
+import lctk  # noqa: F401  (first: its thread wait policy must be set before torch loads OpenMP)
 import sys
 from pathlib import Path
 
