@@ -3,7 +3,6 @@ CLI runner. Everything CPU, tiny and seeded."""
 
 from __future__ import annotations
 
-import lctk  # noqa: F401  (first: its thread wait policy must be set before torch loads OpenMP)
 import gzip
 import shutil
 import struct

@@ -47,7 +47,7 @@ def test_old_run_folders_open(source, tmp_path):
     record = run.record
     assert record.record_version == 1 and record.backbone_provider is None
     assert record.modality == info["dataset"]["modality"] and record.dataset.name == info["dataset"]["name"]
-    assert run.read() == {**info, "record_version": RECORD_VERSION, "backbone_provider": None}
+    assert run.read() == {**info, "record_version": RECORD_VERSION, "backbone_provider": None, "source": None}
     run.write(record)
     again = json.loads(run.config_path.read_text())
     assert again["record_version"] == RECORD_VERSION and again["history"] == info["history"]
