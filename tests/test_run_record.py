@@ -54,10 +54,10 @@ def test_old_run_folders_open(source, tmp_path):
 
 
 def test_round_trip_keeps_unknown_keys(tmp_path):
-    run = write_run(tmp_path / "run", {**OLD_RUN_JSON, "source": {"path": "x.ckpt", "sha256": "ab"}})
-    assert run.record.extra == {"source": {"path": "x.ckpt", "sha256": "ab"}}
+    run = write_run(tmp_path / "run", {**OLD_RUN_JSON, "labeler": {"name": "cnn", "sha256": "ab"}})
+    assert run.record.extra == {"labeler": {"name": "cnn", "sha256": "ab"}}
     run.write(run.record)
-    assert json.loads(run.config_path.read_text())["source"] == {"path": "x.ckpt", "sha256": "ab"}
+    assert json.loads(run.config_path.read_text())["labeler"] == {"name": "cnn", "sha256": "ab"}
     assert RunRecord.from_dict(run.record.to_dict()) == run.record
 
 
