@@ -55,7 +55,7 @@ class Sampler:
             if self.backbone.has_encoder:
                 self._table = self.store.load("train")[2]
             else:
-                dataset = self.run.load_dataset(self.info)
+                dataset = self.run.load_dataset()
                 self._table = dataset.attributes[dataset.indices("train")]
         return self._table
 
