@@ -50,7 +50,7 @@ def write_store(run: Path, rows: int, dim: int) -> dict:
 
     run_dir = RunDir(run)
     info = run_dir.read()
-    fp = fingerprint(run_dir.load_backbone(info))
+    fp = fingerprint(run_dir.load_backbone())
     names = info["dataset"]["attribute_names"]
     gen = torch.Generator().manual_seed(0)
     block = 16384
