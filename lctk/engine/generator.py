@@ -49,7 +49,7 @@ def labeler_class(run: RunDir, info: Mapping[str, Any]) -> type[Labeler]:
 def prepare_labeler(run: RunDir, info: Mapping[str, Any], cls: type[Labeler], progress: Progress | None = None
                     ) -> tuple[Labeler, Any, dict[str, Any]]:
     """``(labeler, dataset, figures)``: the run's labeler trained (or loaded from ``RUN/labeler/``) on its dataset."""
-    dataset = run.load_dataset(dict(info), progress)
+    dataset = run.load_dataset(progress)
     labeler = cls(dataset, run.path / "labeler", progress)
     return labeler, dataset, labeler.prepare(LABELER_SEED)
 
