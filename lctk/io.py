@@ -27,11 +27,23 @@ from lctk.errors import LctkError, describe
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+#: First bytes of a pickle of protocol 2-5 (also the legacy `torch.save` format) and of a `torch.save` zip.
 _PICKLE_MAGICS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
+#: Opcodes a protocol 0 or 1 pickle starts with (MARK, EMPTY_DICT/LIST/TUPLE, GLOBAL, ...): text-like pickles.
+_OLD_PICKLE_STARTS = b"(}])cNIFLSVUXTGJKMdlpgq"
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
 #: errno values that mean "no room left" (a full disk, a full quota).
 _FULL = {errno.ENOSPC, errno.EDQUOT}
+#: How writers that do not raise OSError say so: h5py raises RuntimeError ("... errno = 28, error message = 'No
+#: space left on device'"), safetensors SafetensorError ("IoError(Os { code: 28, kind: StorageFull ...").
+_FULL_TEXT = re.compile(r"No space left on device|Disk quota exceeded|StorageFull|QuotaExceeded|errno = (28|122)\b"
+                        r"|code: (28|122)\b")
+
+
+def disk_full(e: BaseException) -> bool:
+    """True when ``e`` (an OSError, or h5py's RuntimeError, or safetensors' error) means the disk is full."""
+    return getattr(e, "errno", None) in _FULL or _FULL_TEXT.search(str(e)) is not None
 
 
 def is_temp(path: str | os.PathLike) -> bool:
@@ -104,21 +116,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as e:
+    except BaseException as e:  # OSError, but also h5py's RuntimeError and SafetensorError on a full disk
         tmp.unlink(missing_ok=True)
-        if e.errno in _FULL or e.errno in (errno.EACCES, errno.EROFS):
+        if disk_full(e) or getattr(e, "errno", None) in (errno.EACCES, errno.EROFS):
             raise _write_error(path, e) from None
         raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
-def _write_error(path: Path, e: OSError) -> Exception:
+def _write_error(path: Path, e: BaseException) -> Exception:
     """A one-line LctkError for a failed write (full disk, no permission), else ``e`` itself."""
-    if e.errno in _FULL:
+    if disk_full(e):
         return LctkError(f"disk full while writing {path}; the previous file was kept, free space and retry")
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if getattr(e, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
         return LctkError(f"cannot write {path} ({e.strerror}); choose a folder you can write to")
     return e
 
@@ -200,16 +209,18 @@ def load_tensors(path: str | os.PathLike, what: str = "weights") -> tuple[dict[s
     if not path.is_file():
         raise LctkError(f"{what} file {path} does not exist")
     try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as e:
-        raise LctkError(f"{what} file {path} cannot be read ({e.strerror})") from None
-    _refuse_pickle(head, f"{what} file {path}")
-    try:
         tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
     except Exception as e:  # noqa: BLE001 - whatever the parser says, the file is unusable
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+                f.seek(max(0, path.stat().st_size - 1))
+                last = f.read(1)
+        except OSError as e2:
+            raise LctkError(f"{what} file {path} cannot be read ({e2.strerror})") from None
+        _refuse_pickle(head, last, f"{what} file {path}")
         raise LctkError(f"{what} file {path} is corrupt or not safetensors ({describe(e)}); "
                         "restore it or recreate it") from None
     return tensors, _check_metadata(metadata, f"{what} file {path}")
@@ -217,19 +228,28 @@ def load_tensors(path: str | os.PathLike, what: str = "weights") -> tuple[dict[s
 
 def parse_tensors(data: bytes, what: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """`load_tensors` for the bytes of a safetensors file (e.g. received from another process)."""
-    _refuse_pickle(data[:8], what)
     try:
         tensors = safetensors_load(bytes(data))
         size = int.from_bytes(data[:8], "little")
         header = json.loads(data[8:8 + size].decode("utf-8"))
         metadata = header.get("__metadata__") or {} if isinstance(header, dict) else {}
     except Exception as e:  # noqa: BLE001 - whatever the parser says, the data is unusable
+        _refuse_pickle(data[:8], data[-1:], what)
         raise LctkError(f"{what} is corrupt or not safetensors ({describe(e)})") from None
     return tensors, _check_metadata(metadata, what)
 
 
-def _refuse_pickle(head: bytes, what: str) -> None:
-    if head.startswith(_PICKLE_MAGICS):
+def looks_like_pickle(head: bytes, last: bytes) -> bool:
+    """Whether a file that is NOT valid safetensors starting with ``head`` (8 bytes) and ending with ``last``
+    (1 byte) is a pickle: protocols 2-5 and the legacy `torch.save` format by their magic bytes, protocols 0
+    and 1 by a first opcode and the STOP opcode ``.`` at the end, a `torch.save` zip by its signature. Only ask
+    after safetensors failed to parse the file: a valid safetensors header length may begin with the same bytes.
+    """
+    return head.startswith(_PICKLE_MAGICS) or (head[:1] != b"" and head[:1] in _OLD_PICKLE_STARTS and last == b".")
+
+
+def _refuse_pickle(head: bytes, last: bytes, what: str) -> None:
+    if looks_like_pickle(head, last):
         raise LctkError(f"{what} is a pickle (e.g. from torch.save), which lctk never loads since loading can "
                         "run code; convert it to safetensors")
 
