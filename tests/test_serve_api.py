@@ -224,3 +224,17 @@ def test_sample_and_edit_in_a_browser(served_run, tmp_path):
     assert seen["edit_status"].startswith("edited in") and "latent shift" in seen["edit_status"]
     assert seen["edit_images"] == 2 and seen["inspect_tables"] >= 3
     assert all((tmp_path / "shots" / f"{page}.png").stat().st_size > 0 for page in ("sample", "edit", "inspect"))
+
+
+def test_continuous_attributes_get_sliders_and_values(tiny_run, run_cli):
+    """A run with a continuous constraint (the conv plugin's `ink`) offers its observed range, and a value
+    inside it samples while one outside is refused with the range."""
+    assert run_cli("add-constraint", tiny_run, "--attr", "ink", *TINY).exit_code == 0
+    with TestClient(create_app(tiny_run)) as c:
+        (ink,) = c.get("/api/run").json()["continuous"]
+        assert ink["name"] == "ink" and 0.0 <= ink["low"] < ink["high"] <= 1.0
+        middle = (ink["low"] + ink["high"]) / 2
+        result = c.post("/api/sample", json={"attrs": [f"ink={middle}"], "n": 3})
+        assert result.status_code == 200 and len(result.json()["items"]) == 3
+        outside = c.post("/api/sample", json={"attrs": ["ink=5"], "n": 3})
+        assert outside.status_code == 400 and "range" in outside.json()["error"]

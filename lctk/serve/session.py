@@ -73,9 +73,11 @@ class ExplorerSession:
         evaluation = load_json(self.run.metrics_path, "evaluation") if self.run.metrics_path.is_file() else None
         attributes = [a for c in constraints for a, k in zip(c["targets"], c["kinds"]) if k == "attribute"]
         rules = [a for c in constraints for a, k in zip(c["targets"], c["kinds"]) if k == "rule"]
+        continuous = [{"name": t.name, "low": t.low, "high": t.high} for t in self.sampler.constrained_continuous()]
         return {"run": self.run.path.name, "modality": self.modality, "backbone": info["backbone"],
                 "backbone_config": info["backbone_config"], "dataset": dataset, "constraints": constraints,
                 "attributes": sorted(set(attributes), key=attributes.index), "rules": sorted(set(rules), key=rules.index),
+                "continuous": continuous,
                 "methods": list(METHODS), "evaluation": evaluation, "test_examples": self.test_count(),
                 "upload_suffixes": list(self.writer.input_suffixes), "limits": {"n": MAX_SAMPLES, "upload": MAX_UPLOAD}}
 

@@ -85,8 +85,37 @@ function targetPickers(containerId, names, kind) {
   });
 }
 
+// A slider per continuous attribute: ticked, it asks for the slider's value (NAME=VALUE).
+function sliders(containerId, ranges) {
+  const box = $(containerId);
+  box.innerHTML = "";
+  ranges.forEach((r) => {
+    const row = document.createElement("label");
+    row.className = "target";
+    const use = document.createElement("input");
+    use.type = "checkbox";
+    use.dataset.continuous = r.name;
+    const slider = document.createElement("input");
+    slider.type = "range";
+    slider.min = r.low;
+    slider.max = r.high;
+    slider.step = (r.high - r.low) / 100 || 1;
+    slider.value = (r.low + r.high) / 2;
+    slider.dataset.name = r.name;
+    const shown = document.createElement("output");
+    shown.textContent = Number(slider.value).toFixed(2);
+    slider.addEventListener("input", () => { shown.textContent = Number(slider.value).toFixed(2); use.checked = true; });
+    row.append(use, document.createTextNode(r.name), slider, shown);
+    box.appendChild(row);
+  });
+}
+
 function chosen(containerId) {
   const attrs = [];
+  $(containerId).querySelectorAll("input[data-continuous]:checked").forEach((c) => {
+    const slider = c.parentElement.querySelector("input[type=range]");
+    attrs.push(`${c.dataset.continuous}=${Number(slider.value)}`);
+  });
   $(containerId).querySelectorAll("select").forEach((s) => {
     if (s.value === "1") attrs.push(s.dataset.name);
     if (s.value === "0") attrs.push(`${s.dataset.name}=0`);
@@ -260,8 +289,22 @@ async function start() {
   }
   $("run-title").textContent = `${RUN.run}: ${RUN.backbone} backbone on ${RUN.dataset.name} (${RUN.modality})`;
   targetPickers("sample-attrs", RUN.attributes, "attribute");
+  if (RUN.continuous.length) {
+    if (!RUN.attributes.length) $("sample-attrs").textContent = "";
+    const sampleBox = document.createElement("div");
+    sampleBox.id = "sample-attrs-continuous";
+    $("sample-attrs").appendChild(sampleBox);
+    sliders("sample-attrs-continuous", RUN.continuous);
+  }
   targetPickers("sample-rules", RUN.rules, "rule");
   targetPickers("edit-attrs", RUN.attributes, "attribute");
+  if (RUN.continuous.length) {
+    if (!RUN.attributes.length) $("edit-attrs").textContent = "";
+    const editBox = document.createElement("div");
+    editBox.id = "edit-attrs-continuous";
+    $("edit-attrs").appendChild(editBox);
+    sliders("edit-attrs-continuous", RUN.continuous);
+  }
   targetPickers("edit-rules", RUN.rules, "rule");
   RUN.methods.forEach((m) => {
     const option = document.createElement("option");
