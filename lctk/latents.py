@@ -24,11 +24,20 @@ from torch import Tensor
 
 from lctk import FORMAT_VERSION, __version__
 from lctk.errors import LctkError
+from lctk.h5safe import Spec, UnsafeStore, check_plain, new_token, proof, proven, regular_file
 from lctk.io import load_json, save_json
 
 CHUNK_ROWS = 4096
 #: Bytes of mu and sigma one streamed block may hold: bounds `LatentStore.stream`'s memory for wide latents.
 STREAM_BLOCK_BYTES = 16 * 2**20
+#: The datasets of a store as `LatentWriter` makes them, and as `LatentStore` accepts them.
+WRITTEN = {"mu": Spec("f", (4,), 2), "sigma": Spec("f", (4,), 2), "attributes": Spec("u", (1,), 2),
+           "split": Spec("i", (1,), 1), "sigma_sum": Spec("f", (8,), 1)}
+#: The dataset of continuous attributes, in a store that has some.
+CONTINUOUS = {"continuous": Spec("f", (4,), 2)}
+CONTINUOUS_ACCEPTED = {"continuous": Spec("f", (4, 8), 2)}
+ACCEPTED = {"mu": Spec("f", (4, 8), 2), "sigma": Spec("f", (4, 8), 2), "attributes": Spec("biu", (1,), 2),
+            "split": Spec("iu", (1,), 1), "sigma_sum": Spec("f", (4, 8), 1)}
 
 
 class LatentWriter:
@@ -36,6 +45,12 @@ class LatentWriter:
 
     Use as a context manager; call `write` with consecutive blocks from row `rows_done` on. On clean exit
     with every row written, the store is finalised and renamed into place.
+
+    A ``.partial`` file is only ever resumed when lctk can prove it made it: a random token is written inside
+    the store and, with its HMAC under this user's key (`lctk.h5safe.proof`), into the progress file, and the
+    file's layout must be exactly what this writer makes (`lctk.h5safe.check_plain`). A partial file shipped in
+    someone else's run folder (which could point HDF5 at files outside the run) is deleted, never opened for
+    writing, and the store is started over.
 
     Progress is recorded outside the HDF5 file, in ``latents.h5.partial.json`` (written atomically after each
     block has been flushed): HDF5 writes raw data and metadata in no fixed order, so after a kill the file's own
@@ -56,17 +71,18 @@ class LatentWriter:
         self.meta = meta or {}
         self.file: h5py.File | None = None
         self.rows_done = 0
+        self.token = new_token()
 
     def __enter__(self) -> "LatentWriter":
-        done = self._resumable_rows()
-        if done is not None:
+        resumed = self._resumable()
+        if resumed is not None:
             try:
                 self.file = h5py.File(self.partial, "r+")
-                self.rows_done = done
+                self.token, self.rows_done = resumed
                 return self
             except OSError:
                 self.file = None
-        self.partial.unlink(missing_ok=True)
+        self.partial.unlink(missing_ok=True)  # a symlink is removed, never followed
         self.progress.unlink(missing_ok=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         f = h5py.File(self.partial, "w")
@@ -83,11 +99,15 @@ class LatentWriter:
         f.attrs.update({"format_version": FORMAT_VERSION, "lctk_version": __version__, "fingerprint": self.fingerprint,
                         "attribute_names": json.dumps(self.names), "meta": json.dumps(self.meta),
                         "continuous_names": json.dumps(self.continuous_names),
-                        "rows_written": 0, "train_rows": 0, "complete": False})
+                        "rows_written": 0, "train_rows": 0, "complete": False, "writer_token": self.token})
         f.flush()
         self.file = f
         self._record(0)
         return self
+
+    def layout(self) -> dict:
+        """The datasets this writer makes (with the continuous attributes' when it has some)."""
+        return {**WRITTEN, **(CONTINUOUS if self.continuous_names else {})}
 
     def _request(self) -> dict:
         """What a resumable partial file must have been started for (the meta names a shard's slice)."""
@@ -95,25 +115,34 @@ class LatentWriter:
                 "attribute_names": self.names, "continuous_names": self.continuous_names, "meta": self.meta}
 
     def _record(self, rows_done: int) -> None:
-        save_json(self.progress, {**self._request(), "rows_written": rows_done})
+        save_json(self.progress, {**self._request(), "rows_written": rows_done, "token": self.token,
+                                  "proof": proof(self.token, self.fingerprint)})
 
-    def _resumable_rows(self) -> int | None:
-        """Rows safely written by an earlier, interrupted encode of the same request, or None."""
-        if not (self.partial.is_file() and self.progress.is_file()):
+    def _resumable(self) -> tuple[str, int] | None:
+        """(token, rows safely written) of an earlier, interrupted encode of the same request that this user's
+        lctk provably wrote, with the plain layout this writer makes; else None (start over)."""
+        if not (regular_file(self.partial, single=True) and self.progress.is_file()):
             return None
         try:
             progress = load_json(self.progress)
-            done = progress["rows_written"]
-            if progress != {**self._request(), "rows_written": done} \
-                    or not isinstance(done, int) or not 0 <= done <= self.rows:
+            done, token = progress.get("rows_written"), progress.get("token")
+            if {k: progress.get(k) for k in self._request()} != self._request() or not isinstance(done, int) \
+                    or not 0 <= done <= self.rows or not proven(token, progress.get("proof"), self.fingerprint):
                 return None
             with h5py.File(self.partial, "r") as f:
-                if not (f.attrs.get("fingerprint") == self.fingerprint and f["mu"].shape == (self.rows, self.latent_dim)
+                check_plain(f, self.layout(), allocated=False)
+                d, a = self.latent_dim, len(self.names)
+                shapes = {"mu": (self.rows, d), "sigma": (self.rows, d), "attributes": (self.rows, a),
+                          "split": (self.rows,), "sigma_sum": (d,)}
+                if self.continuous_names:
+                    shapes["continuous"] = (self.rows, len(self.continuous_names))
+                if not (f.attrs.get("writer_token") == token and f.attrs.get("fingerprint") == self.fingerprint
+                        and all(f[k].shape == v for k, v in shapes.items())
                         and json.loads(f.attrs["attribute_names"]) == self.names
                         and json.loads(f.attrs["meta"]) == self.meta):
                     return None
-            return done
-        except Exception:  # noqa: BLE001 - anything unreadable means: start over
+            return token, done
+        except Exception:  # noqa: BLE001 - anything unreadable or unproven means: start over
             return None
 
     def write(self, mu: Tensor, sigma: Tensor, attributes: Tensor, split: Tensor, continuous: Tensor | None = None) -> None:
@@ -208,6 +237,9 @@ class LatentStore:
     def open(cls, path: str | Path) -> "LatentStore":
         """Open and validate a store; one-line errors for missing, corrupt, foreign or unfinished files."""
         path = Path(path)
+        if path.is_symlink():
+            raise LctkError(f"latent store {path} is a symbolic link; lctk reads only files kept inside the run, "
+                            f"re-make it with `lctk encode {path.parent} --force`")
         if not path.is_file():
             run = path.parent
             raise LctkError(f"no latents at {path}; run `lctk encode {run}` first")
@@ -225,11 +257,22 @@ class LatentStore:
             for key in ("mu", "sigma", "attributes", "split"):
                 if key not in f:
                     raise LctkError(f"latent store {path} lacks {key!r}; re-run `lctk encode {path.parent}`")
-            store = cls(path, f)
-            if f["sigma"].shape != f["mu"].shape or store.split.shape != (store.rows,) \
-                    or f["attributes"].shape != (store.rows, len(store.attribute_names)) \
-                    or f["sigma_sum"].shape != (store.latent_dim,):
+            try:
+                check_plain(f, {**ACCEPTED, **(CONTINUOUS_ACCEPTED if "continuous" in f else {})},
+                            file_size=os.path.getsize(path))
+            except UnsafeStore as e:
+                raise LctkError(f"latent store {path} is refused: {e}; lctk reads only plain stores kept inside "
+                                f"the run, re-make it with `lctk encode {path.parent} --force`") from None
+            rows, dim = f["mu"].shape
+            if f["sigma"].shape != (rows, dim) or f["split"].shape != (rows,) or f["sigma_sum"].shape != (dim,) \
+                    or f["attributes"].shape[0] != rows:
                 raise LctkError(f"latent store {path} has inconsistent shapes; re-run `lctk encode {path.parent}`")
+            store = cls(path, f)
+            if f["attributes"].shape != (store.rows, len(store.attribute_names)):
+                raise LctkError(f"latent store {path} has inconsistent shapes; re-run `lctk encode {path.parent}`")
+            if rows == 0 or dim == 0 or not bool((store.split == 0).any()):
+                raise LctkError(f"latent store {path} holds no {'examples' if rows == 0 else 'training examples' if dim else 'latent dimensions'}; "
+                                f"re-make it with `lctk encode {path.parent} --force`")
             return store
         except LctkError:
             f.close()
