@@ -21,7 +21,7 @@ from typing import Iterator, Mapping
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load as safetensors_load, load_file, save_file
+from safetensors.torch import load as safetensors_load, load_file, save as safetensors_save
 
 from lctk.errors import LctkError, describe
 
@@ -188,8 +188,9 @@ def parse_json(data: bytes, what: str = "JSON") -> dict:
 def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
     """Atomically write tensors (made contiguous, detached, on CPU) to a safetensors file."""
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(flat, str(tmp), metadata=dict(metadata) if metadata else None)
+    data = safetensors_save(flat, metadata=dict(metadata) if metadata else None)
+    with atomic_path(path) as tmp:  # written by us: safetensors' own file writer leaves temporaries of its own
+        tmp.write_bytes(data)
 
 
 def tensors_bytes(path: str | os.PathLike, what: str = "weights") -> bytes:

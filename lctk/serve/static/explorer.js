@@ -288,24 +288,17 @@ async function start() {
     return;
   }
   $("run-title").textContent = `${RUN.run}: ${RUN.backbone} backbone on ${RUN.dataset.name} (${RUN.modality})`;
-  targetPickers("sample-attrs", RUN.attributes, "attribute");
-  if (RUN.continuous.length) {
-    if (!RUN.attributes.length) $("sample-attrs").textContent = "";
-    const sampleBox = document.createElement("div");
-    sampleBox.id = "sample-attrs-continuous";
-    $("sample-attrs").appendChild(sampleBox);
-    sliders("sample-attrs-continuous", RUN.continuous);
-  }
-  targetPickers("sample-rules", RUN.rules, "rule");
-  targetPickers("edit-attrs", RUN.attributes, "attribute");
-  if (RUN.continuous.length) {
-    if (!RUN.attributes.length) $("edit-attrs").textContent = "";
-    const editBox = document.createElement("div");
-    editBox.id = "edit-attrs-continuous";
-    $("edit-attrs").appendChild(editBox);
-    sliders("edit-attrs-continuous", RUN.continuous);
-  }
-  targetPickers("edit-rules", RUN.rules, "rule");
+  ["sample", "edit"].forEach((panel) => {
+    targetPickers(`${panel}-attrs`, RUN.attributes, "attribute");
+    if (RUN.continuous.length) {
+      if (!RUN.attributes.length) $(`${panel}-attrs`).textContent = "";
+      const box = document.createElement("div");
+      box.id = `${panel}-attrs-continuous`;
+      $(`${panel}-attrs`).appendChild(box);
+      sliders(box.id, RUN.continuous);
+    }
+    targetPickers(`${panel}-rules`, RUN.rules, "rule");
+  });
   RUN.methods.forEach((m) => {
     const option = document.createElement("option");
     option.value = m;
