@@ -188,9 +188,14 @@ def parse_json(data: bytes, what: str = "JSON") -> dict:
 def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
     """Atomically write tensors (made contiguous, detached, on CPU) to a safetensors file."""
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    data = safetensors_save(flat, metadata=dict(metadata) if metadata else None)
-    with atomic_path(path) as tmp:  # written by us: safetensors' own file writer leaves temporaries of its own
-        tmp.write_bytes(data)
+    with atomic_path(path) as tmp:
+        save_file(flat, str(tmp), metadata=dict(metadata) if metadata else None)
+
+
+def save_file(tensors: Mapping[str, torch.Tensor], filename: str, metadata: Mapping[str, str] | None = None) -> None:
+    """Write a safetensors file's bytes with a plain write: safetensors' own file writer goes through a temporary
+    file of its own, which a kill would leave behind where `sweep_stale_temps` cannot recognise it."""
+    Path(filename).write_bytes(safetensors_save(tensors, metadata=metadata))
 
 
 def tensors_bytes(path: str | os.PathLike, what: str = "weights") -> bytes:
