@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: Fashion-MNIST end to end on a CPU (about 10 minutes on 2 cores).
+# The main job: Fashion-MNIST end to end on a CPU (about 16 minutes on 2 cores).
 #   train the conv VAE -> encode -> a constraint for the 10 classes -> pictures -> evaluate
 # (a realism-only constraint, `lctk add-constraint RUN`, is a further ~4 minutes; the job leaves it out)
 # Re-running continues where it stopped: every step resumes or is skipped when already done.
