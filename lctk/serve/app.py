@@ -77,13 +77,8 @@ def create_app(run: str | Path, session: ExplorerSession | None = None) -> Starl
 
     def api(handler, body: bool = True):
         async def endpoint(request: Request) -> Response:
-            try:
-                payload = await _json_body(request) if body else dict(request.query_params)
-                return JSONResponse(await run_in_threadpool(handler, payload))
-            except TooLarge as e:
-                return _error(str(e), 413)
-            except LctkError as e:
-                return _error(str(e))
+            payload = await _json_body(request) if body else dict(request.query_params)
+            return JSONResponse(await run_in_threadpool(handler, payload))
         return endpoint
 
     async def page(request: Request) -> Response:
@@ -93,12 +88,7 @@ def create_app(run: str | Path, session: ExplorerSession | None = None) -> Starl
         return FileResponse(STATIC / name, media_type=PAGE_FILES[name], headers={"Cache-Control": "no-cache"})
 
     async def download(request: Request) -> Response:
-        try:
-            data, name = await run_in_threadpool(session.download, await _json_body(request))
-        except TooLarge as e:
-            return _error(str(e), 413)
-        except LctkError as e:
-            return _error(str(e))
+        data, name = await run_in_threadpool(session.download, await _json_body(request))
         return Response(data, media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -110,15 +100,16 @@ def create_app(run: str | Path, session: ExplorerSession | None = None) -> Starl
             if key in query:
                 params[key] = query[key]
         unknown = sorted(set(query) - {"suffix", "attrs", "rules", "strength", "steps", "seed"})
-        try:
-            if unknown:
-                raise LctkError(f"unknown parameter {unknown[0]!r}")
-            data = await _read_limited(request, MAX_UPLOAD)
-            return JSONResponse(await run_in_threadpool(session.edit, params, (data, suffix)))
-        except TooLarge as e:
-            return _error(str(e), 413)
-        except LctkError as e:
-            return _error(str(e))
+        if unknown:
+            raise LctkError(f"unknown parameter {unknown[0]!r}")
+        data = await _read_limited(request, MAX_UPLOAD)
+        return JSONResponse(await run_in_threadpool(session.edit, params, (data, suffix)))
+
+    async def bad_request(request: Request, exc: LctkError) -> Response:
+        return _error(str(exc))
+
+    async def too_large(request: Request, exc: TooLarge) -> Response:
+        return _error(str(exc), 413)
 
     async def internal_error(request: Request, exc: Exception) -> Response:
         return _error(f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})", 500)
@@ -138,6 +129,7 @@ def create_app(run: str | Path, session: ExplorerSession | None = None) -> Starl
         yield
         session.close()
 
-    app = Starlette(routes=routes, exception_handlers={Exception: internal_error}, lifespan=lifespan)
+    handlers = {LctkError: bad_request, TooLarge: too_large, Exception: internal_error}
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.session = session
     return app
