@@ -30,7 +30,7 @@ DATASETS = ("mu", "sigma", "attributes", "split", "sigma_sum")
 def child(args) -> dict:
     """One encode in this process: the run and dataset loads timed apart from the encoding loop."""
     from lctk.encode import _encode_all, _prepare  # the two halves of encode_run, to time them apart
-    from lctk.progress import Progress
+    from lctk.util.progress import Progress
     from lctk.run import RunDir
 
     with Timer() as prep:

@@ -115,7 +115,7 @@ def interleaved(args, run: Path) -> dict:
     from lctk.engine.targets import Target
     from lctk.engine.training import ConstraintTrainer, LatentSource, StreamingLatentSource, step_generator
     from lctk.latents import LatentStore
-    from lctk.progress import Progress
+    from lctk.util.progress import Progress
 
     config = ConstraintConfig(checkpoint_every=10**9)
     times: dict[str, list[float]] = {"memory": [], "stream": []}

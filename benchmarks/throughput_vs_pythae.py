@@ -27,7 +27,7 @@ from pythae.models.nn import BaseDecoder, BaseEncoder
 from pythae.trainers import BaseTrainer, BaseTrainerConfig
 
 from lctk.interfaces import InMemoryDataset
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 from lctk.trainer import TrainSettings, VAETrainer
 from lctk_conv.idx import read_idx
 from lctk_conv.mnist_like import FASHION_MNIST_DIR, pixels_to_model

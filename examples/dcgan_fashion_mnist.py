@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lctk.checkpoint import load_checkpoint, save_checkpoint
-from lctk.progress import Progress
+from lctk.util.checkpoint import load_checkpoint, save_checkpoint
+from lctk.util.progress import Progress
 from lctk.run import load_dataset
 from lctk_conv.dcgan import DCGANConfig, DCGANGenerator, save_dcgan
 

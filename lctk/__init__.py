@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 #: format version is refused with a clear message instead of being misread.
 FORMAT_VERSION = 1
 
-from lctk.errors import LctkError  # noqa: E402
+from lctk.util.errors import LctkError  # noqa: E402
 from lctk.hookspecs import hookimpl  # noqa: E402
 
 __all__ = ["__version__", "FORMAT_VERSION", "LctkError", "hookimpl"]

@@ -29,11 +29,11 @@ from lctk.engine.constraint_set import folder_name
 from lctk.engine.optimize import TRANSFORM_SETTINGS, OptimizeSettings
 from lctk.engine.sampling import Sampler
 from lctk.engine.targets import Target
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import Writer
-from lctk.outputs import check_count, check_out, check_writable, default_name
+from lctk.util.outputs import check_count, check_out, check_writable, default_name
 from lctk.plugins import get_registries
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 from lctk.run import RunDir
 
 __all__ = ["train_vae", "import_backbone", "encode", "add_constraint", "sample", "write_samples", "transform", "write_transform",

@@ -22,7 +22,7 @@ class DataRequest:
 
     Attributes: data_dir, the user's ``--data-dir`` (None: the loader's default location); options, extra
     ``--data-option key=value`` pairs; max_examples, a cap (None: all); seed, for any subsampling;
-    progress, a `lctk.progress.Progress` to report long loading on (may be None).
+    progress, a `lctk.util.progress.Progress` to report long loading on (may be None).
     """
 
     data_dir: Path | None = None

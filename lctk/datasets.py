@@ -47,7 +47,7 @@ def names_from_option(option: str | None, default: Sequence[str]) -> list[str]:
 def cache_root() -> Path:
     """Where dataset plugins cache derived data: ``$LCTK_CACHE``, else ``~/.cache/lctk``."""
     if os.environ.get("LCTK_CACHE"):
-        from lctk.outputs import check_cache_folder
+        from lctk.util.outputs import check_cache_folder
 
         return check_cache_folder(os.environ["LCTK_CACHE"])
     return Path.home() / ".cache" / "lctk"

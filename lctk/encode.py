@@ -22,13 +22,14 @@ from typing import Any, Iterator, Sequence
 import torch
 import torch.distributed as tdist
 
-from lctk import distributed, shards
-from lctk.distributed import PeerFailed
-from lctk.errors import LctkError
+from lctk import shards
+from lctk.util import distributed
+from lctk.util.distributed import PeerFailed
+from lctk.util.errors import LctkError
 from lctk.interfaces import Backbone, Dataset
-from lctk.interrupt import GracefulStop
+from lctk.util.interrupt import GracefulStop
 from lctk.latents import LatentStore, LatentWriter
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 from lctk.run import RunDir, fingerprint
 
 #: Batches read ahead of the encoder by default (``lctk encode --prefetch``).

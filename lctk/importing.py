@@ -14,10 +14,10 @@ from typing import Any, Mapping
 
 import torch
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import Backbone, Dataset, Importer
 from lctk.plugins import Entry, get_registries
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 from lctk.record import RunRecord, SourceRecord
 from lctk.run import RunDir, check_new_folder, dataset_record
 
@@ -171,7 +171,7 @@ def _json_config(config) -> dict[str, Any]:
     """The backbone's config as JSON (for run.json; informative: imported runs are rebuilt by the importer)."""
     import dataclasses
 
-    from lctk.config import to_dict
+    from lctk.util.config import to_dict
 
     if config is not None and dataclasses.is_dataclass(config):
         return to_dict(config)

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from lctk.config import Range, from_dict
-from lctk.errors import LctkError
+from lctk.util.config import Range, from_dict
+from lctk.util.errors import LctkError
 
 from lctk.data import DataRequest, Dataset, InMemoryDataset  # noqa: F401  (part of the plugin contract)
 
 if TYPE_CHECKING:
-    from lctk.media import Media
+    from lctk.util.media import Media
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class Importer(ABC):
     def load(self, path: Path, data_spec: Mapping[str, Any]) -> Backbone:
         """The model at ``path`` as a backbone (eval mode) for data described by ``data_spec`` (the dataset's
         `Dataset.spec`, e.g. ``{"input_shape": [1, 28, 28]}``). Refusals (pickles, shapes that do not fit the
-        config or the data) are one-line `lctk.errors.LctkError` errors naming the file and the remedy."""
+        config or the data) are one-line `lctk.util.errors.LctkError` errors naming the file and the remedy."""
 
     def files(self, path: Path) -> list[Path]:
         """The files `load` reads; their hashes are recorded so a run notices when they change. Default:
@@ -225,10 +225,10 @@ class Writer(ABC):
     input_suffixes: tuple[str, ...] = ()
 
     def render(self, outputs: Tensor) -> list[list["Media"]]:
-        """One list of `lctk.media.Media` (a picture, a sound, a file) per output of the batch, in memory, for
+        """One list of `lctk.util.media.Media` (a picture, a sound, a file) per output of the batch, in memory, for
         the explorer. The default writes each output with `write_batch` into a temporary folder; override it
         to render directly (and to add a sound a browser can play)."""
-        from lctk.media import render_with_files
+        from lctk.util.media import render_with_files
 
         return render_with_files(self, outputs)
 

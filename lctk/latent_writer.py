@@ -13,8 +13,8 @@ import numpy as np
 from torch import Tensor
 
 from lctk import FORMAT_VERSION, __version__
-from lctk.h5safe import Spec, check_plain, new_token, proof, proven, regular_file
-from lctk.io import load_json, save_json
+from lctk.util.h5safe import Spec, check_plain, new_token, proof, proven, regular_file
+from lctk.util.io import load_json, save_json
 
 CHUNK_ROWS = 4096
 #: Bytes of mu and sigma one streamed block may hold: bounds `LatentStore.stream`'s memory for wide latents.
@@ -36,8 +36,8 @@ class LatentWriter:
     with every row written, the store is finalised and renamed into place.
 
     A ``.partial`` file is only ever resumed when lctk can prove it made it: a random token is written inside
-    the store and, with its HMAC under this user's key (`lctk.h5safe.proof`), into the progress file, and the
-    file's layout must be exactly what this writer makes (`lctk.h5safe.check_plain`). A partial file shipped in
+    the store and, with its HMAC under this user's key (`lctk.util.h5safe.proof`), into the progress file, and the
+    file's layout must be exactly what this writer makes (`lctk.util.h5safe.check_plain`). A partial file shipped in
     someone else's run folder (which could point HDF5 at files outside the run) is deleted, never opened for
     writing, and the store is started over.
 

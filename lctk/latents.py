@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 
 from lctk import FORMAT_VERSION
-from lctk.errors import LctkError
-from lctk.h5safe import UnsafeStore, check_plain
+from lctk.util.errors import LctkError
+from lctk.util.h5safe import UnsafeStore, check_plain
 
 from lctk.latent_writer import (  # noqa: F401  (the store's layouts and writer, re-exported)
     ACCEPTED, CHUNK_ROWS, CONTINUOUS, CONTINUOUS_ACCEPTED, STREAM_BLOCK_BYTES, WRITTEN, LatentWriter)

@@ -13,9 +13,9 @@ from typing import Callable, Iterable
 
 import torch
 
-from lctk.errors import LctkError, TrainingDiverged
-from lctk.interrupt import GracefulStop
-from lctk.progress import Progress
+from lctk.util.errors import LctkError, TrainingDiverged
+from lctk.util.interrupt import GracefulStop
+from lctk.util.progress import Progress
 
 #: Seconds between checkpoints when no step interval is given.
 CHECKPOINT_SECONDS = 60.0

@@ -8,12 +8,12 @@ that implement your backbone, dataset, writer, evaluator or rules. See docs/plug
 """
 
 from lctk.datasets import attribute_name, cache_root, names_from_option, one_hot_attributes, subsample
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.hookspecs import KINDS, hookimpl
 from lctk.interfaces import (Backbone, BackboneConfig, DataRequest, Dataset, Decoder, Encoder, Evaluator, Importer,
                              InMemoryDataset, Labeler, Rule, Writer, gaussian_log_likelihood)
-from lctk.io import atomic_path, write_bytes
-from lctk.progress import Progress
+from lctk.util.io import atomic_path, write_bytes
+from lctk.util.progress import Progress
 
 __all__ = [
     "hookimpl", "KINDS", "LctkError",

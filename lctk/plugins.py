@@ -23,7 +23,7 @@ from typing import Any, Callable
 import pluggy
 
 from lctk import hookspecs
-from lctk.errors import LctkError, describe
+from lctk.util.errors import LctkError, describe
 from lctk.hookspecs import BY_KEY, KINDS, Kind
 
 ENTRY_POINT_GROUP = "lctk"

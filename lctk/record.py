@@ -14,7 +14,7 @@ import typing
 from typing import Any, Mapping, TypeVar, Union
 
 from lctk import FORMAT_VERSION, __version__
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 
 #: Version of the run record's fields (1: no ``record_version`` key, no ``backbone_provider``; ``source`` is optional
 #: in every version).

@@ -21,10 +21,10 @@ from typing import Any, Mapping
 import torch
 
 from lctk import FORMAT_VERSION, __version__
-from lctk.config import check_parameters
-from lctk.errors import LctkError
+from lctk.util.config import check_parameters
+from lctk.util.errors import LctkError
 from lctk.interfaces import Backbone, DataRequest, Dataset
-from lctk.io import is_temp, load_json, load_tensors, save_json, save_tensors
+from lctk.util.io import is_temp, load_json, load_tensors, save_json, save_tensors
 from lctk.plugins import get_registries
 from lctk.record import RECORD_VERSION, DatasetRecord, Provider, RunRecord
 

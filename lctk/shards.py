@@ -13,10 +13,10 @@ from typing import Any, Sequence
 
 import torch
 
-from lctk.errors import LctkError
-from lctk.interrupt import GracefulStop
+from lctk.util.errors import LctkError
+from lctk.util.interrupt import GracefulStop
 from lctk.latents import CHUNK_ROWS, LatentStore, LatentWriter
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 
 #: Rows copied per block while assembling (bounded memory: 8 chunks of mu and sigma).
 COPY_ROWS = 8 * CHUNK_ROWS

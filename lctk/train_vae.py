@@ -11,15 +11,15 @@ from typing import Any, Mapping
 
 import torch
 
-from lctk import distributed
-from lctk.config import check_parameters, check_values, to_dict
-from lctk.distributed import DistInfo
-from lctk.errors import LctkError, describe
+from lctk.util import distributed
+from lctk.util.config import check_parameters, check_values, to_dict
+from lctk.util.distributed import DistInfo
+from lctk.util.errors import LctkError, describe
 from lctk.interfaces import Backbone, Dataset
-from lctk.io import sweep_stale_temps
-from lctk.outputs import check_writable
+from lctk.util.io import sweep_stale_temps
+from lctk.util.outputs import check_writable
 from lctk.plugins import get_registries
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 from lctk.record import RunRecord
 from lctk.run import RunDir, check_new_folder, check_provider, dataset_record, load_dataset, provider_of
 from lctk.trainer import TrainSettings, VAETrainer

@@ -16,15 +16,15 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from lctk import distributed
-from lctk.checkpoint import load_checkpoint, save_checkpoint
-from lctk.distributed import DistInfo
-from lctk.config import Range
-from lctk.errors import LctkError, TrainingDiverged
-from lctk.io import tensors_bytes
+from lctk.util import distributed
+from lctk.util.checkpoint import load_checkpoint, save_checkpoint
+from lctk.util.distributed import DistInfo
+from lctk.util.config import Range
+from lctk.util.errors import LctkError, TrainingDiverged
+from lctk.util.io import tensors_bytes
 from lctk.interfaces import Backbone, Dataset
 from lctk.loop import StepLoop, adam, check_finite, step_generator
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 
 
 @dataclasses.dataclass

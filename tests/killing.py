@@ -22,8 +22,8 @@ import h5py
 import torch
 from PIL import Image
 
-from lctk.errors import LctkError
-from lctk.io import is_temp, load_json, load_tensors
+from lctk.util.errors import LctkError
+from lctk.util.io import is_temp, load_json, load_tensors
 from lctk.latents import LatentStore
 
 THREADS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}

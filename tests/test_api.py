@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lctk import api
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from tests.plugin_packages import REPO as REPO_ROOT
 
 TINY_CONSTRAINT = {"steps": 20, "classifier_steps": 20, "width": 16, "depth": 1, "batch_size": 32}

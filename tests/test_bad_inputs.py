@@ -482,9 +482,9 @@ def _full_disk_after(monkeypatch, target: str, keep: int = 100):
     """Make lctk's safetensors writes of files named ``target`` write ``keep`` bytes, then fail with ENOSPC."""
     import errno
 
-    import lctk.io
+    import lctk.util.io
 
-    real = lctk.io.save_file
+    real = lctk.util.io.save_file
 
     def save_file(tensors, filename, metadata=None):
         if Path(filename).name.startswith(f".{target}."):
@@ -494,7 +494,7 @@ def _full_disk_after(monkeypatch, target: str, keep: int = 100):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(tensors, filename, metadata=metadata)
 
-    monkeypatch.setattr(lctk.io, "save_file", save_file)
+    monkeypatch.setattr(lctk.util.io, "save_file", save_file)
 
 
 def test_full_disk_while_retraining_a_constraint(tiny_run, run_cli, monkeypatch):

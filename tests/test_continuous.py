@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from lctk.engine.targets import Target, parse_attribute, sweep_values
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.latents import LatentStore, LatentWriter
 from tests.test_engine_cli import TINY, one_line_error, tree_digests
 
@@ -97,7 +97,7 @@ def test_continuous_bad_inputs_change_nothing(ink_run, run_cli, tmp_path):
 
 def test_spearman_and_grid():
     from lctk.engine.evaluate import value_grid
-    from lctk.metrics import spearman
+    from lctk.util.metrics import spearman
 
     assert spearman(torch.tensor([1.0, 2, 3, 4]), torch.tensor([10.0, 20, 20, 40])) == pytest.approx(0.9487, abs=1e-4)
     assert spearman(torch.tensor([1.0, 2, 3]), torch.tensor([3.0, 2, 1])) == pytest.approx(-1.0)
@@ -120,7 +120,7 @@ class PixelJudge:
 def test_evaluate_reports_spearman_and_mae_for_continuous_attributes(ink_run):
     from lctk.engine.evaluate import GRID_VALUES, continuous_control
     from lctk.engine.sampling import Sampler
-    from lctk.progress import Progress
+    from lctk.util.progress import Progress
 
     sampler, rows = Sampler(ink_run), []
     try:

@@ -19,7 +19,7 @@ import torch
 import torch.distributed
 
 from lctk.cli import cli
-from lctk.io import load_tensors
+from lctk.util.io import load_tensors
 from lctk.run import RunDir
 from tests.conftest import TINY_VAE
 from tests.killing import THREADS_ENV

@@ -22,7 +22,7 @@ import torch
 
 from lctk.encode import encode_run
 from lctk.latents import LatentWriter
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 from lctk.run import RunDir
 from lctk.shards import shard_meta, shard_path
 from tests.killing import THREADS_ENV, digest_tree

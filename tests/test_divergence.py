@@ -7,7 +7,7 @@ import json
 
 import torch
 
-from lctk.io import load_tensors
+from lctk.util.io import load_tensors
 from tests.conftest import TINY_VAE
 from tests.killing import checkpoint_step
 

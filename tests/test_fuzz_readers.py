@@ -16,9 +16,9 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from lctk.checkpoint import load_checkpoint, save_checkpoint
-from lctk.errors import LctkError
-from lctk.io import load_json, load_tensors, parse_json, parse_tensors, save_tensors
+from lctk.util.checkpoint import load_checkpoint, save_checkpoint
+from lctk.util.errors import LctkError
+from lctk.util.io import load_json, load_tensors, parse_json, parse_tensors, save_tensors
 from lctk.latents import LatentStore, LatentWriter
 
 #: Examples per fuzz test. The suite runs a fixed (derandomized) sample; a longer campaign with fresh random

@@ -13,7 +13,7 @@ from torch import nn
 
 from lctk import hookimpl
 from lctk.interfaces import Backbone, BackboneConfig, Decoder, Encoder, Importer, gaussian_log_likelihood
-from lctk.io import load_tensors, save_json, save_tensors
+from lctk.util.io import load_tensors, save_json, save_tensors
 from tests.importing_helpers import refused, run_the_pipeline, tree_digests
 
 

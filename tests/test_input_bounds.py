@@ -143,7 +143,7 @@ def test_a_300_character_name(tiny_run, run_cli, unchanged):
 
 def test_a_long_automatic_name_is_shortened():
     """Targets whose joined name is longer than a folder name get a short name with a digest."""
-    from lctk.outputs import MAX_NAME, default_name
+    from lctk.util.outputs import MAX_NAME, default_name
 
     names = [f"attribute-number-{i}" for i in range(40)]
     short = default_name(names, "realism")

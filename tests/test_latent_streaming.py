@@ -9,7 +9,7 @@ from lctk.engine.constraint import LatentConstraint
 from lctk.engine.targets import Target
 from lctk.engine.training import ConstraintTrainer, LatentSource, StreamingLatentSource
 from lctk.latents import CHUNK_ROWS, LatentStore, LatentWriter
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 
 
 def _store(path, rows=3000, dim=6):

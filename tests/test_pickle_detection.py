@@ -15,8 +15,8 @@ import pytest
 import torch
 from safetensors.torch import save
 
-from lctk.errors import LctkError
-from lctk.io import load_tensors, looks_like_pickle, parse_tensors, save_tensors
+from lctk.util.errors import LctkError
+from lctk.util.io import load_tensors, looks_like_pickle, parse_tensors, save_tensors
 from tests.killing import digest_tree
 from tests.test_bad_inputs import Trap
 

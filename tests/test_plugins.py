@@ -19,7 +19,7 @@ from lctk import hookimpl, hookspecs
 from lctk import plugins as lctk_plugins
 from lctk.interfaces import (Backbone, BackboneConfig, Decoder, Encoder, Evaluator, InMemoryDataset, Labeler, Rule,
                              Writer, gaussian_log_likelihood)
-from lctk.io import write_bytes
+from lctk.util.io import write_bytes
 from tests.plugin_packages import (BROKEN_HOOK, BROKEN_IMPORT, REPO, broken_target, example_target,
                                    lctk_subprocess)
 

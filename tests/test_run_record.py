@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lctk import hookimpl
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.record import RECORD_VERSION, RunRecord
 from lctk.run import RunDir
 

@@ -7,7 +7,7 @@ import json
 import h5py
 import torch
 
-from lctk.io import load_tensors
+from lctk.util.io import load_tensors
 from lctk.run import RunDir, fingerprint
 from tests.conftest import TINY_VAE
 

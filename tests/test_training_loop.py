@@ -14,7 +14,7 @@ import torch
 
 import lctk.loop
 from lctk.loop import StepLoop
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 
 
 class Counting(StepLoop):
@@ -70,10 +70,10 @@ def test_vae_checkpoints_not_every_epoch(tmp_path, digits_dir, run_cli, monkeypa
 
 
 def test_progress_lines_per_phase_with_an_eta(capsys, monkeypatch):
-    import lctk.progress
+    import lctk.util.progress
 
     lines = []
-    monkeypatch.setattr(lctk.progress, "console", SimpleNamespace(is_terminal=False,
+    monkeypatch.setattr(lctk.util.progress, "console", SimpleNamespace(is_terminal=False,
                                                                  print=lambda text, **k: lines.append(text)))
     Counting((10, 20), progress=Progress()).run_phases("job")
     assert any(line.startswith("job: first: 10/10") for line in lines)

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 
-from lctk.h5safe import proof
+from lctk.util.h5safe import proof
 from tests.killing import digest_tree, lctk_env
 from tests.test_bad_inputs import TINY_CONSTRAINT, refused, unchanged  # noqa: F401 - a fixture
 

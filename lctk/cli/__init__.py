@@ -10,7 +10,7 @@ import os
 import click
 
 from lctk import __version__
-from lctk.errors import LctkError, one_line
+from lctk.util.errors import LctkError, one_line
 
 
 #: Commands that may run under torchrun, one process per rank (see docs/distributed.md).

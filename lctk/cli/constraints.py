@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from lctk.cli.options import parse_pairs
-from lctk.progress import console
+from lctk.util.progress import console
 
 RUN = click.argument("run", type=click.Path(path_type=Path))
 ATTR = click.option("--attr", "attrs", multiple=True, metavar="NAME",

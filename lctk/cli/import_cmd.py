@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from lctk.cli.options import dataset_options, parse_pairs
-from lctk.progress import console
+from lctk.util.progress import console
 
 
 @click.command("import-backbone")
@@ -23,7 +23,7 @@ def import_backbone_cmd(path, data, data_dir, data_option, max_examples, out, fm
     they change. Then `lctk encode OUT`, `add-constraint`, `sample`, `transform` and `evaluate` work as usual.
     """
     from lctk import api
-    from lctk.errors import LctkError
+    from lctk.util.errors import LctkError
 
     if not data:
         raise LctkError("import-backbone needs --data DATASET, the data the model was trained on (see `lctk plugins`)")

@@ -7,7 +7,7 @@ from typing import Iterable
 
 import click
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 
 
 def parse_pairs(pairs: Iterable[str], flag: str) -> dict[str, str]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from lctk.errors import LctkError
-from lctk.progress import console
+from lctk.util.errors import LctkError
+from lctk.util.progress import console
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from lctk.cli.options import dataset_options, parse_pairs
-from lctk.errors import LctkError
-from lctk.progress import console
+from lctk.util.errors import LctkError
+from lctk.util.progress import console
 
 
 class BackboneOptions(click.Command):
@@ -127,7 +127,7 @@ def train_vae_cmd(ctx, backbone, data, data_dir, data_option, out, epochs, batch
     run = api.train_vae(out, backbone=backbone, data=data, data_dir=data_dir,
                         data_options=parse_pairs(data_option, "--data-option"), max_examples=max_examples,
                         overrides=overrides, resume=resume, device=device, **given)
-    from lctk.distributed import env_rank
+    from lctk.util.distributed import env_rank
 
     if env_rank() != 0:  # under torchrun, rank 0 reports
         return
@@ -151,7 +151,7 @@ def encode_cmd(run, batch_size, force, device, prefetch):
 
     Runs under torchrun too: each process encodes its share (docs/distributed.md)."""
     from lctk import api
-    from lctk.distributed import env_rank
+    from lctk.util.distributed import env_rank
     from lctk.latents import LatentStore
 
     path = api.encode(run, batch_size=batch_size, force=force, device=device, prefetch=prefetch)

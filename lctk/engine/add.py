@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from lctk.config import from_dict
+from lctk.util.config import from_dict
 from lctk.engine.config import ConstraintConfig
 from lctk.engine.constraint import LatentConstraint, check_size
 from lctk.engine.constraint_set import REALISM, RunConstraints
@@ -20,12 +20,12 @@ from lctk.engine.losses import sigma_weighted_shift
 from lctk.engine import sources
 from lctk.engine.targets import Target, parse_targets
 from lctk.engine.training import ConstraintTrainer, LatentSource, StreamingLatentSource
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import Backbone, Rule
-from lctk.io import load_json, save_json
+from lctk.util.io import load_json, save_json
 from lctk.latents import LatentStore
-from lctk.outputs import check_name, check_writable, default_name
-from lctk.progress import Progress, console
+from lctk.util.outputs import check_name, check_writable, default_name
+from lctk.util.progress import Progress, console
 from lctk.run import RunDir, fingerprint
 
 

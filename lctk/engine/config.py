@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from lctk.config import Range
+from lctk.util.config import Range
 
 BIG = 10 ** 9
 
@@ -27,7 +27,7 @@ class ConstraintConfig:
     latents, refreshed with ``relabel_batch`` new ones every ``relabel_every`` actor steps.
 
     `LIMITS` holds the allowed range of each setting (checked for ``--set`` values and constraint.json alike);
-    the networks' size as a whole is bounded by `lctk.config.check_parameters`.
+    the networks' size as a whole is bounded by `lctk.util.config.check_parameters`.
     """
 
     LIMITS: ClassVar[dict[str, Range]] = {

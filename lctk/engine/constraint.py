@@ -20,13 +20,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lctk import FORMAT_VERSION, __version__
-from lctk.config import check_parameters, from_dict
+from lctk.util.config import check_parameters, from_dict
 from lctk.engine.config import ConstraintConfig
 from lctk.engine.networks import GatedActor, LatentCritic
 from lctk.engine.targets import Target
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import Constraint
-from lctk.io import load_json, load_tensors, save_json, save_tensors
+from lctk.util.io import load_json, load_tensors, save_json, save_tensors
 
 
 class LatentConstraint(Constraint, nn.Module):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lctk.engine.constraint import LatentConstraint
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import ConstraintSet
 from lctk.run import RunDir
 

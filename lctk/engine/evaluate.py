@@ -20,9 +20,9 @@ from lctk.engine.losses import sigma_weighted_shift
 from lctk.engine.sampling import Sampler
 from lctk.engine.targets import Target, parse_rule
 from lctk.interfaces import Evaluator
-from lctk.io import save_json
+from lctk.util.io import save_json
 from lctk.plugins import get_registries
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 from lctk.run import RunDir
 
 
@@ -130,7 +130,7 @@ def continuous_control(sampler, evaluator, n, seed, rows, progress, methods=("ac
     """Per continuous attribute and method: samples asked for each value of `value_grid` (``n`` in all), their
     realised values measured by the evaluator on the decoded outputs; Spearman correlation and mean absolute
     error between requested and realised values, and the evaluator's realism figures of the pooled samples."""
-    from lctk.metrics import spearman
+    from lctk.util.metrics import spearman
 
     out: dict[str, Any] = {}
     targets = sampler.constrained_continuous()

@@ -21,10 +21,10 @@ from lctk.engine.constraint import LatentConstraint
 from lctk.engine.constraint_set import RunConstraints
 from lctk.engine.losses import sigma_weighted_shift, sigmoid_ce
 from lctk.engine.training import ConstraintTrainer, RulePool, step_generator
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import Backbone, Labeler, Rule
 from lctk.plugins import get_registries
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 from lctk.run import RunDir, fingerprint
 
 #: Constraint settings of generator-only backbones where they differ from the defaults: the distance penalty

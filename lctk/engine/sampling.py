@@ -16,7 +16,7 @@ from lctk.engine.constraint import LatentConstraint
 from lctk.engine.constraint_set import REALISM, RunConstraints
 from lctk.engine.optimize import SAMPLE_SETTINGS, TRANSFORM_SETTINGS, OptimizeSettings, optimize_latents
 from lctk.engine.targets import Target, parse_rule, parse_sweep, parse_targets, sweep_values
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.latents import LatentStore
 from lctk.run import RunDir, fingerprint
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.latents import LatentStore
 
 #: The memory budget when neither ``--memory-budget`` nor ``LCTK_MEMORY_BUDGET`` sets one (bytes).

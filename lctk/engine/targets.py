@@ -10,7 +10,7 @@ import re
 from typing import Mapping, Sequence
 
 from lctk.datasets import attribute_name
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import Rule
 from lctk.plugins import get_registries
 

@@ -15,13 +15,13 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from lctk.checkpoint import load_checkpoint, save_checkpoint
+from lctk.util.checkpoint import load_checkpoint, save_checkpoint
 from lctk.engine.config import ConstraintConfig
 from lctk.engine.constraint import LatentConstraint
 from lctk.engine.losses import distance_penalty, gradient_penalty, masked_sigmoid_ce, sigmoid_ce
-from lctk.errors import LctkError, TrainingDiverged
+from lctk.util.errors import LctkError, TrainingDiverged
 from lctk.loop import StepLoop, adam, check_finite, step_generator
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 
 
 class LatentSource:

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.serve.session import MAX_UPLOAD, ExplorerSession
 
 STATIC = Path(__file__).parent / "static"

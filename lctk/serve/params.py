@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 
 #: Longest attribute or rule spec accepted from a request.
 MAX_SPEC = 100

@@ -19,9 +19,9 @@ import torch
 from lctk.engine.losses import sigma_weighted_shift
 from lctk.engine.optimize import TRANSFORM_SETTINGS, OptimizeSettings
 from lctk.engine.sampling import METHODS, Sampler
-from lctk.errors import LctkError
-from lctk.io import load_json
-from lctk.media import Media
+from lctk.util.errors import LctkError
+from lctk.util.io import load_json
+from lctk.util.media import Media
 from lctk.plugins import get_registries
 from lctk.serve.params import Params
 

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from lctk.datasets import cache_root
-from lctk.io import atomic_path
+from lctk.util.io import atomic_path
 
 LOCAL_FOLDER = "lctk-cache"
 READ_BLOCK = 4096

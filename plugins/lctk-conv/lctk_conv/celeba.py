@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from lctk.datasets import attribute_name, subsample
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import InMemoryDataset
 from lctk.plugins import DataRequest
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 from lctk_conv.cache import ArrayCache, digest
 from lctk_conv.celeba_lists import parse_attributes, parse_partition
 from lctk_conv.decode import Preprocess, decode_images

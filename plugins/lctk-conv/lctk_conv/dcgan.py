@@ -20,10 +20,10 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from lctk.config import from_dict, to_dict
-from lctk.errors import LctkError
+from lctk.util.config import from_dict, to_dict
+from lctk.util.errors import LctkError
 from lctk.interfaces import BackboneConfig, Generator, Importer
-from lctk.io import load_json, load_tensors, save_json, save_tensors
+from lctk.util.io import load_json, load_tensors, save_json, save_tensors
 from lctk.run import state_dict_problem
 from lctk_conv.model import _stages as upsamplings  # halvings while both sides are even and above 4
 

@@ -113,8 +113,8 @@ def decode_images(paths: Sequence[str | Path], prep: Preprocess, size: tuple[int
     """Decode ``paths`` in order, yielding blocks ``(start, (n, C, H, W) uint8, failures)``, where a failure is
     ``(index into paths, reason)`` and its row is zero. ``size`` = (H, W) every image must end up with.
     Uses ``workers`` processes (default: `default_workers`) when there are enough images; reports on
-    ``progress`` (a `lctk.progress.Progress`)."""
-    from lctk.progress import Progress
+    ``progress`` (a `lctk.util.progress.Progress`)."""
+    from lctk.util.progress import Progress
 
     progress = progress or Progress()
     paths = [str(p) for p in paths]

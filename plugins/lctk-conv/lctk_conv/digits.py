@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from lctk.datasets import one_hot_attributes, subsample
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import InMemoryDataset
 from lctk.plugins import DataRequest
 from lctk_conv.mnist_like import pixels_to_model

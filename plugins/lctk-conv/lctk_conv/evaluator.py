@@ -13,8 +13,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from lctk.interfaces import Evaluator
-from lctk.io import load_tensors, save_tensors
-from lctk.metrics import feature_stats, frechet_distance
+from lctk.util.io import load_tensors, save_tensors
+from lctk.util.metrics import feature_stats, frechet_distance
 from lctk_conv import pixels
 
 CLASSIFIER_VERSION = 2

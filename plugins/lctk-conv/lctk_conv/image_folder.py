@@ -23,10 +23,10 @@ import torch
 from PIL import Image
 
 from lctk.datasets import attribute_name, one_hot_attributes, subsample
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import InMemoryDataset
 from lctk.plugins import DataRequest
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 from lctk_conv.decode import Preprocess, check_pixels, decode_images, describe
 from lctk_conv.mnist_like import pixels_to_model
 from lctk_conv.options import check_known, fraction_option, int_option

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from lctk.datasets import names_from_option, one_hot_attributes, subsample
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import InMemoryDataset
 from lctk.plugins import DataRequest
 from lctk_conv.idx import find_idx, read_idx

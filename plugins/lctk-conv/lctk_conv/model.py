@@ -14,8 +14,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from lctk.config import Range
-from lctk.errors import LctkError
+from lctk.util.config import Range
+from lctk.util.errors import LctkError
 from lctk.interfaces import Backbone, BackboneConfig, Decoder, Encoder, gaussian_log_likelihood
 
 

@@ -12,10 +12,10 @@ import torch
 from einops import rearrange
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import Writer
-from lctk.io import atomic_path
-from lctk.media import Media
+from lctk.util.io import atomic_path
+from lctk.util.media import Media
 
 PAD = 2
 

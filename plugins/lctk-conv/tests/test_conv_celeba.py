@@ -12,9 +12,9 @@ import torch
 import lctk_conv.celeba as celeba_module
 import lctk_conv.decode as decode_module
 from conv_fixtures import CELEBA_ATTRIBUTES, SMILING, celeba_table, write_celeba_lists
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.plugins import DataRequest
-from lctk.progress import silent
+from lctk.util.progress import silent
 from lctk_conv.celeba import load_celeba
 
 

@@ -13,7 +13,7 @@ import torch
 
 from lctk import hookimpl
 from lctk.interfaces import Rule
-from lctk.io import load_tensors
+from lctk.util.io import load_tensors
 from lctk_conv.dcgan import DCGANConfig, DCGANGenerator, detect, load_dcgan, save_dcgan
 
 FEW_STEPS = ["--steps", "20", "--set", "classifier_steps=20", "--set", "width=32", "--set", "depth=2",

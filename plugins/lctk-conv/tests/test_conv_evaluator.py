@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from lctk.interfaces import InMemoryDataset
-from lctk.progress import Progress
+from lctk.util.progress import Progress
 from lctk_conv.evaluator import ImageEvaluator, judge_weakness, stop_training
 from lctk_conv.pixels import add_pixel_attributes, ink
 

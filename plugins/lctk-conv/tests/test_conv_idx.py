@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.plugins import DataRequest
-from lctk.progress import silent
+from lctk.util.progress import silent
 from lctk_conv.idx import read_idx
 from lctk_conv.mnist_like import load_idx
 from tests.conftest import make_digits_idx, write_idx

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.plugins import DataRequest
-from lctk.progress import silent
+from lctk.util.progress import silent
 from lctk_conv.decode import MAX_PIXELS
 from lctk_conv.image_folder import load_image_folder
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.plugins import DataRequest
-from lctk.progress import silent
+from lctk.util.progress import silent
 from lctk_conv.image_folder import load_image_folder
 
 

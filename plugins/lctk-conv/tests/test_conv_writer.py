@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk_conv.writer import PAD, PNGWriter, grid
 
 

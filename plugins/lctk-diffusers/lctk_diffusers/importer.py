@@ -13,9 +13,9 @@ from typing import Any, Mapping
 
 import torch
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import Backbone, Importer
-from lctk.io import load_json, load_tensors
+from lctk.util.io import load_json, load_tensors
 from lctk_diffusers.backbone import AutoencoderKLBackbone, AutoencoderKLConfig
 
 CONFIG = "config.json"

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from lctk.datasets import cache_root
-from lctk.io import atomic_path
+from lctk.util.io import atomic_path
 
 
 @dataclasses.dataclass

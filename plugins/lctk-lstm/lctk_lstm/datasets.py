@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from lctk.datasets import subsample
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import InMemoryDataset
 from lctk.plugins import DataRequest
-from lctk.progress import console
+from lctk.util.progress import console
 from lctk_lstm import cache, sources
 from lctk_lstm.bounds import TUNE_SECONDS
 from lctk_lstm.encoding import SEQ_LEN, VOCAB_SIZE

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
-from lctk.config import Range
-from lctk.errors import LctkError
+from lctk.util.config import Range
+from lctk.util.errors import LctkError
 from lctk.interfaces import Backbone, BackboneConfig, Decoder, Encoder
 
 SIGMA_FLOOR = 1e-5

@@ -89,7 +89,7 @@ def parse_all(jobs: Sequence[Job], *, progress=None, description: str = "parse",
     """Parse ``jobs`` with ``workers`` processes (default: up to 2), in job order, advancing a progress task;
     each job may take ``seconds``. Off the main thread, where the time budget cannot work, music21 jobs always go
     to workers (lctk's own MIDI reader is bounded by the caps alone)."""
-    from lctk.progress import silent
+    from lctk.util.progress import silent
 
     progress = progress or silent()
     work = functools.partial(parse_job, skip_off_grid=skip_off_grid, voice=voice, seconds=seconds)

@@ -14,7 +14,7 @@ import re
 
 from torch import Tensor
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import Rule
 from lctk_lstm.encoding import SEQ_LEN
 from lctk_lstm.features import Summary, note_counts, pitch_bounds

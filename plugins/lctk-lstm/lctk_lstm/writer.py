@@ -12,10 +12,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import Writer
-from lctk.io import atomic_path, write_bytes
-from lctk.media import Media
+from lctk.util.io import atomic_path, write_bytes
+from lctk.util.media import Media
 from lctk_lstm import sources
 from lctk_lstm.encoding import SEQ_LEN, STEPS_PER_BAR, VOCAB_SIZE, Note, tokens_to_events
 from lctk_lstm.midi import notes_to_midi

@@ -145,7 +145,7 @@ def test_the_time_budget_works_in_the_parser_workers():
 def test_the_budget_is_a_data_option(tmp_path):
     import pytest
 
-    from lctk.errors import LctkError
+    from lctk.util.errors import LctkError
 
     (tmp_path / "ode.abc").write_text(ODE_TO_JOY)
     for bad in ("0", "nan", "-3", "soon"):

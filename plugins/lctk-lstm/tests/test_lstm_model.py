@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk_lstm.model import LSTMConfig, LSTMVAE
 
 TINY = dict(seq_len=12, vocab_size=10, latent_dim=4, embed_dim=4, encoder_hidden=8, decoder_hidden=8,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import write_music21_midi
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.plugins import DataRequest
 from lctk_lstm.datasets import load_abc_folder, load_midi_folder, load_music21_corpus
 from lctk_lstm.encoding import Note, events_to_tokens

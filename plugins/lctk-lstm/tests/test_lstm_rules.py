@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import Rule
 from lctk.plugins import get_registries
 from lctk_lstm.encoding import Note, events_to_tokens

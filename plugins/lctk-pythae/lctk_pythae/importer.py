@@ -14,9 +14,9 @@ from typing import Any, Mapping
 
 import torch
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 from lctk.interfaces import Backbone, Importer
-from lctk.io import load_json
+from lctk.util.io import load_json
 from lctk_pythae import networks
 from lctk_pythae.backbone import PythaeConfig, PythaeVAE
 

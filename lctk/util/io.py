@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load as safetensors_load, load_file, save as safetensors_save
 
-from lctk.errors import LctkError, describe
+from lctk.util.errors import LctkError, describe
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

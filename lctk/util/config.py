@@ -14,7 +14,7 @@ import os
 import typing
 from typing import Any, Callable, Mapping, TypeVar
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 
 T = TypeVar("T")
 #: Largest model (parameters) lctk builds unless ``LCTK_MAX_PARAMETERS`` allows more: 2^28, 1 GiB of float32.

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from lctk import FORMAT_VERSION
-from lctk.errors import LctkError
-from lctk.io import load_tensors, parse_tensors, save_tensors
+from lctk.util.errors import LctkError
+from lctk.util.io import load_tensors, parse_tensors, save_tensors
 
 
 def _flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:

@@ -20,7 +20,7 @@ from typing import Callable, TypeVar
 import torch
 import torch.distributed as dist
 
-from lctk.errors import LctkError, describe
+from lctk.util.errors import LctkError, describe
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from lctk.errors import LctkError
+from lctk.util.errors import LctkError
 
 #: Most bytes of a constraint's folder name (the file system allows 255 per name; lctk adds ``.``/``.partial``).
 MAX_NAME = 100
