@@ -131,3 +131,17 @@ def test_plugin_api_exports_what_the_docs_name():
 
     assert DataRequest is plugin_api.DataRequest
     assert "from lctk.plugin_api import" in docs
+
+
+def test_lctk_own_plugins_import_only_the_plugin_api():
+    """lctk's plugin distributions depend on `lctk.plugin_api` (and `lctk.hookimpl`) only, as docs/plugins.md says."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "plugins"
+    allowed = re.compile(r"^\s*(from lctk\.plugin_api import|from lctk import hookimpl\b)")
+    offenders = [f"{path.relative_to(root)}:{n}: {line.strip()}"
+                 for path in sorted(root.glob("*/lctk_*/**/*.py"))
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if re.match(r"^\s*(from lctk[. ]|import lctk\b)", line) and not allowed.match(line)]
+    assert not offenders, "plugins reach past lctk.plugin_api:\n" + "\n".join(offenders)

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from lctk.engine.constraint_set import REALISM
 from lctk.engine.losses import sigma_weighted_shift

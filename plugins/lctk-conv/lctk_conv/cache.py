@@ -17,8 +17,7 @@ from typing import Callable, Iterable
 import h5py
 import numpy as np
 
-from lctk.datasets import cache_root
-from lctk.util.io import atomic_path
+from lctk.plugin_api import atomic_path, cache_root
 
 LOCAL_FOLDER = "lctk-cache"
 READ_BLOCK = 4096

@@ -20,11 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lctk.datasets import attribute_name, subsample
-from lctk.util.errors import LctkError
-from lctk.interfaces import InMemoryDataset
-from lctk.plugins import DataRequest
-from lctk.util.progress import Progress
+from lctk.plugin_api import DataRequest, InMemoryDataset, LctkError, Progress, attribute_name, subsample
 from lctk_conv.cache import ArrayCache, digest
 from lctk_conv.celeba_lists import parse_attributes, parse_partition
 from lctk_conv.decode import Preprocess, decode_images

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lctk.util.errors import LctkError
+from lctk.plugin_api import LctkError
 
 
 def _read_lines(path: Path) -> list[str]:

@@ -10,7 +10,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from lctk.interfaces import gaussian_log_likelihood
+from lctk.plugin_api import gaussian_log_likelihood
 from lctk_conv.model import ConvDecoder, ConvEncoder, ConvVAEConfig
 
 

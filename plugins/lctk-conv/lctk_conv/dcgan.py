@@ -20,11 +20,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from lctk.util.config import from_dict, to_dict
-from lctk.util.errors import LctkError
-from lctk.interfaces import BackboneConfig, Generator, Importer
-from lctk.util.io import load_json, load_tensors, save_json, save_tensors
-from lctk.run import state_dict_problem
+from lctk.plugin_api import (BackboneConfig, Generator, Importer, LctkError, from_dict, load_json, load_tensors,
+                             save_json, save_tensors, state_dict_problem, to_dict)
 from lctk_conv.model import _stages as upsamplings  # halvings while both sides are even and above 4
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"

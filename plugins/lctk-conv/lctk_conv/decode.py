@@ -82,14 +82,10 @@ def _decode_chunk(task: tuple[int, Sequence[str], Preprocess, tuple[int, int]]) 
                 raise ValueError(f"is {array.shape[2]}x{array.shape[1]}, unlike the other images ({w}x{h})")
             out[i] = array
         except Exception as e:  # noqa: BLE001 - any decoder failure means "unreadable image"
+            from lctk.plugin_api import describe  # workers import lctk only when a file fails
             failures.append((start + i, describe(e)))
     return start, out, failures
 
-
-def describe(e: BaseException) -> str:
-    """``Type: first line of the message`` for an error, for one-line reports."""
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def default_workers() -> int:
@@ -114,7 +110,7 @@ def decode_images(paths: Sequence[str | Path], prep: Preprocess, size: tuple[int
     ``(index into paths, reason)`` and its row is zero. ``size`` = (H, W) every image must end up with.
     Uses ``workers`` processes (default: `default_workers`) when there are enough images; reports on
     ``progress`` (a `lctk.util.progress.Progress`)."""
-    from lctk.util.progress import Progress
+    from lctk.plugin_api import Progress
 
     progress = progress or Progress()
     paths = [str(p) for p in paths]

@@ -11,10 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lctk.datasets import one_hot_attributes, subsample
-from lctk.util.errors import LctkError
-from lctk.interfaces import InMemoryDataset
-from lctk.plugins import DataRequest
+from lctk.plugin_api import DataRequest, InMemoryDataset, LctkError, one_hot_attributes, subsample
 from lctk_conv.mnist_like import pixels_to_model
 
 FILE = "mnist_5k.csv.gz"

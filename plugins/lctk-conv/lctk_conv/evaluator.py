@@ -12,9 +12,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from lctk.interfaces import Evaluator
-from lctk.util.io import load_tensors, save_tensors
-from lctk.util.metrics import feature_stats, frechet_distance
+from lctk.plugin_api import Evaluator, feature_stats, frechet_distance, load_tensors, save_tensors
 from lctk_conv import pixels
 
 CLASSIFIER_VERSION = 2

@@ -22,12 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lctk.datasets import attribute_name, one_hot_attributes, subsample
-from lctk.util.errors import LctkError
-from lctk.interfaces import InMemoryDataset
-from lctk.plugins import DataRequest
-from lctk.util.progress import Progress
-from lctk_conv.decode import Preprocess, check_pixels, decode_images, describe
+from lctk.plugin_api import (DataRequest, InMemoryDataset, LctkError, Progress, attribute_name, describe,
+                             one_hot_attributes, subsample)
+from lctk_conv.decode import Preprocess, check_pixels, decode_images
 from lctk_conv.mnist_like import pixels_to_model
 from lctk_conv.options import check_known, fraction_option, int_option
 

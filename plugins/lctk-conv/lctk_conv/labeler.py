@@ -18,8 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from lctk.interfaces import Labeler
-from lctk.util.io import load_tensors, save_tensors
+from lctk.plugin_api import Labeler, load_tensors, save_tensors
 
 LABELER_VERSION = 1
 #: Added to the requested seed, so the labeler never starts from the evaluator's initial weights.

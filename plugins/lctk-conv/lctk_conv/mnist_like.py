@@ -7,10 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lctk.datasets import names_from_option, one_hot_attributes, subsample
-from lctk.util.errors import LctkError
-from lctk.interfaces import InMemoryDataset
-from lctk.plugins import DataRequest
+from lctk.plugin_api import DataRequest, InMemoryDataset, LctkError, names_from_option, one_hot_attributes, subsample
 from lctk_conv.idx import find_idx, read_idx
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -14,9 +14,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from lctk.util.config import Range
-from lctk.util.errors import LctkError
-from lctk.interfaces import Backbone, BackboneConfig, Decoder, Encoder, gaussian_log_likelihood
+from lctk.plugin_api import Backbone, BackboneConfig, Decoder, Encoder, LctkError, Range, gaussian_log_likelihood
 
 
 @dataclasses.dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from lctk.util.errors import LctkError
+from lctk.plugin_api import LctkError
 
 
 def check_known(options: Mapping[str, str], known: tuple[str, ...], dataset: str) -> None:

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from lctk.interfaces import InMemoryDataset
+from lctk.plugin_api import InMemoryDataset
 
 #: A pixel (in [0, 1]) counts as lit above this value.
 LIT = 0.5

@@ -12,10 +12,7 @@ import torch
 from einops import rearrange
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from lctk.util.errors import LctkError
-from lctk.interfaces import Writer
-from lctk.util.io import atomic_path
-from lctk.util.media import Media
+from lctk.plugin_api import LctkError, Media, Writer, atomic_path, describe
 
 PAD = 2
 
@@ -53,10 +50,6 @@ def save_png(array: np.ndarray, path: Path, scale: int = 1, labels: Sequence[str
         img.save(tmp, format="PNG")
     return path
 
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _scale(images: torch.Tensor) -> int:
@@ -111,6 +104,6 @@ class PNGWriter(Writer):
         except UnidentifiedImageError:
             raise LctkError(f"input {path} is not a readable image (not a format pillow knows; use PNG, JPEG, ...)") from None
         except Exception as e:  # noqa: BLE001 - a damaged image raises many kinds of error inside pillow
-            raise LctkError(f"input {path} is not a readable image ({_one_line(e)})") from None
+            raise LctkError(f"input {path} is not a readable image ({describe(e)})") from None
         x = torch.from_numpy(array)
         return rearrange(x, "h w -> 1 1 h w") if c == 1 else rearrange(x, "h w c -> 1 c h w")

@@ -13,9 +13,7 @@ from typing import Any, Mapping
 
 import torch
 
-from lctk.util.errors import LctkError
-from lctk.interfaces import Backbone, Importer
-from lctk.util.io import load_json, load_tensors
+from lctk.plugin_api import Backbone, Importer, LctkError, load_json, load_tensors
 from lctk_diffusers.backbone import AutoencoderKLBackbone, AutoencoderKLConfig
 
 CONFIG = "config.json"

@@ -16,8 +16,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lctk.datasets import cache_root
-from lctk.util.io import atomic_path
+from lctk.plugin_api import atomic_path, cache_root
 
 
 @dataclasses.dataclass

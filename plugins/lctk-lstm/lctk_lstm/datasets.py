@@ -26,11 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lctk.datasets import subsample
-from lctk.util.errors import LctkError
-from lctk.interfaces import InMemoryDataset
-from lctk.plugins import DataRequest
-from lctk.util.progress import console
+from lctk.plugin_api import DataRequest, InMemoryDataset, LctkError, console, subsample
 from lctk_lstm import cache, sources
 from lctk_lstm.bounds import TUNE_SECONDS
 from lctk_lstm.encoding import SEQ_LEN, VOCAB_SIZE

@@ -18,8 +18,7 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
-from lctk.util.errors import LctkError
-from lctk.interfaces import Evaluator
+from lctk.plugin_api import Evaluator, LctkError
 from lctk_lstm.encoding import SEQ_LEN
 from lctk_lstm.features import ATTRIBUTES, CONTINUOUS, attribute_table, note_counts, pitch_class_counts
 from lctk_lstm.rules import parse_rule

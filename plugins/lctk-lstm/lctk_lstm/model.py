@@ -20,9 +20,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
-from lctk.util.config import Range
-from lctk.util.errors import LctkError
-from lctk.interfaces import Backbone, BackboneConfig, Decoder, Encoder
+from lctk.plugin_api import Backbone, BackboneConfig, Decoder, Encoder, LctkError, Range
 
 SIGMA_FLOOR = 1e-5
 

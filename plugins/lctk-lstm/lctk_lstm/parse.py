@@ -48,11 +48,6 @@ class Parsed:
     error: str | None = None
 
 
-def one_line(e: BaseException) -> str:
-    """``TypeName: first line of the message``."""
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-
 
 def parse_job(job: Job, skip_off_grid: bool = True, voice: str = "auto",
               seconds: float | None = TUNE_SECONDS) -> Parsed:
@@ -81,7 +76,8 @@ def parse_job(job: Job, skip_off_grid: bool = True, voice: str = "auto",
             windows = melody_windows(melody, skip_off_grid)
         return Parsed(job.tune, job.source, windows, len(melody.notes))
     except (Exception, TuneTimeout) as e:  # a malformed, huge or slow tune is reported by the caller, never fatal
-        return Parsed(job.tune, job.source, empty, 0, one_line(e))
+        from lctk.plugin_api import describe  # workers import lctk only when a file fails
+        return Parsed(job.tune, job.source, empty, 0, describe(e))
 
 
 def parse_all(jobs: Sequence[Job], *, progress=None, description: str = "parse", workers: int | None = None,
@@ -89,7 +85,7 @@ def parse_all(jobs: Sequence[Job], *, progress=None, description: str = "parse",
     """Parse ``jobs`` with ``workers`` processes (default: up to 2), in job order, advancing a progress task;
     each job may take ``seconds``. Off the main thread, where the time budget cannot work, music21 jobs always go
     to workers (lctk's own MIDI reader is bounded by the caps alone)."""
-    from lctk.util.progress import silent
+    from lctk.plugin_api import silent
 
     progress = progress or silent()
     work = functools.partial(parse_job, skip_off_grid=skip_off_grid, voice=voice, seconds=seconds)

@@ -14,8 +14,7 @@ import re
 
 from torch import Tensor
 
-from lctk.util.errors import LctkError
-from lctk.interfaces import Rule
+from lctk.plugin_api import LctkError, Rule
 from lctk_lstm.encoding import SEQ_LEN
 from lctk_lstm.features import Summary, note_counts, pitch_bounds
 from lctk_lstm.rule_forms import DENSITY_FORMS, KEY_FORMS, RANGE_FORMS, RULE_HELP

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from lctk.util.errors import LctkError
+from lctk.plugin_api import LctkError
 from lctk_lstm.parse import Job
 
 ABC_SUFFIXES = (".abc",)

@@ -12,10 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from lctk.util.errors import LctkError
-from lctk.interfaces import Writer
-from lctk.util.io import atomic_path, write_bytes
-from lctk.util.media import Media
+from lctk.plugin_api import LctkError, Media, Writer, atomic_path, write_bytes
 from lctk_lstm import sources
 from lctk_lstm.encoding import SEQ_LEN, STEPS_PER_BAR, VOCAB_SIZE, Note, tokens_to_events
 from lctk_lstm.midi import notes_to_midi

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from lctk.interfaces import Backbone, BackboneConfig, Decoder, Encoder, gaussian_log_likelihood
+from lctk.plugin_api import Backbone, BackboneConfig, Decoder, Encoder, gaussian_log_likelihood
 
 
 @dataclasses.dataclass

@@ -14,9 +14,7 @@ from typing import Any, Mapping
 
 import torch
 
-from lctk.util.errors import LctkError
-from lctk.interfaces import Backbone, Importer
-from lctk.util.io import load_json
+from lctk.plugin_api import Backbone, Importer, LctkError, load_json
 from lctk_pythae import networks
 from lctk_pythae.backbone import PythaeConfig, PythaeVAE
 
