@@ -169,6 +169,7 @@ def encode_rows(job: EncodeJob, writer: LatentWriter | None, lo: int, hi: int, c
                         idx, x = next(batches)  # (b,), (b, ...)
                         _check_finite(job.dataset, idx, x)
                         mu, sigma = job.backbone.encode(x.to(job.device))  # (b, D) each
+                        _check_encodings(job, idx, mu, sigma)
                         writer.write(mu, sigma, job.dataset.attributes[idx], job.dataset.split[idx],
                                      job.dataset.continuous[idx])
                         rows = len(idx)
@@ -235,6 +236,16 @@ def _check_finite(dataset: Dataset, idx: torch.Tensor, x: torch.Tensor) -> None:
     if x.is_floating_point() and not torch.isfinite(x).all():
         bad = idx[~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)][0].item()
         raise LctkError(f"example {bad} of dataset {dataset.name} holds NaN or infinite values; fix the data")
+
+
+def _check_encodings(job: EncodeJob, idx: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> None:
+    """Refuse NaN or infinite encodings (``mu, sigma (b, D)``) before they reach a store: a finished store
+    would replace a good ``latents.h5``."""
+    if not (bool(torch.isfinite(mu).all()) and bool(torch.isfinite(sigma).all())):
+        raise LctkError(f"the backbone of {job.run.path} encodes example {int(idx[0])} (or one near it) as NaN or "
+                        f"infinite values: its weights are damaged; {job.run.latents_path.name} was left as it was, "
+                        f"retrain the backbone (`lctk train-vae --out {job.run.path} --resume`) or restore "
+                        f"{job.run.weights_path.name}")
 
 
 def _sum(values: list[int], what: str) -> list[int]:

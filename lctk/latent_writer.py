@@ -3,6 +3,7 @@ lctk can prove it wrote the partial file) and renames it into place when every r
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -17,6 +18,8 @@ from lctk.util.h5safe import Spec, check_plain, new_token, proof, proven, regula
 from lctk.util.io import load_json, save_json
 
 CHUNK_ROWS = 4096
+#: Bytes reserved beyond a store's data for HDF5's records (see `LatentWriter.reserved_bytes`).
+RESERVE_HEADROOM = 128 * 2**10
 #: Bytes of mu and sigma one streamed block may hold: bounds `LatentStore.stream`'s memory for wide latents.
 STREAM_BLOCK_BYTES = 16 * 2**20
 #: The datasets of a store as `LatentWriter` makes them, and as `LatentStore` accepts them.
@@ -68,12 +71,15 @@ class LatentWriter:
             try:
                 self.file = h5py.File(self.partial, "r+")
                 self.token, self.rows_done = resumed
-                return self
             except OSError:
                 self.file = None
+            else:
+                self._reserve(discard=False)
+                return self
         self.partial.unlink(missing_ok=True)  # a symlink is removed, never followed
         self.progress.unlink(missing_ok=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._reserve()  # the room exists before HDF5 writes a byte (it is freed, then taken again below)
         f = h5py.File(self.partial, "w")
         chunk = (min(CHUNK_ROWS, max(1, self.rows)), self.latent_dim)
         f.create_dataset("mu", (self.rows, self.latent_dim), dtype="f4", chunks=chunk)
@@ -91,8 +97,38 @@ class LatentWriter:
                         "rows_written": 0, "train_rows": 0, "complete": False, "writer_token": self.token})
         f.flush()
         self.file = f
+        self._reserve()
         self._record(0)
         return self
+
+    def _reserve(self, discard: bool = True) -> None:
+        """Allocate the disk space the finished store needs (`reserved_bytes`) to ``latents.h5.partial`` now, so
+        that a full disk is a clean ``OSError`` here and never reaches HDF5 mid-write: HDF5 cannot recover from
+        a failed write (h5py raises ``RuntimeError`` and the process may crash on closing the file). The file's
+        end may pass HDF5's own end of data meanwhile; HDF5 allows that and trims it when the file is closed."""
+        try:
+            fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            try:
+                os.posix_fallocate(fd, 0, self.reserved_bytes())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # a file system that cannot reserve: write and see
+                return
+            if self.file is not None:
+                self.file.close()  # HDF5 itself saw no error: closing is safe
+                self.file = None
+            if discard:  # (a resumed file keeps its rows for the next try)
+                self.partial.unlink(missing_ok=True)
+                self.progress.unlink(missing_ok=True)
+            raise
+
+    def reserved_bytes(self) -> int:
+        """Bytes of the finished store: its data, plus room for HDF5's own records (chunk indexes, attributes)."""
+        row = 8 * self.latent_dim + max(1, len(self.names)) + 1 + 4 * len(self.continuous_names)
+        data = self.rows * row + 8 * self.latent_dim
+        size = os.path.getsize(self.partial) if self.partial.exists() else 0
+        return max(size, RESERVE_HEADROOM + data + data // 100)
 
     def layout(self) -> dict:
         """The datasets this writer makes (with the continuous attributes' when it has some)."""
@@ -183,7 +219,11 @@ class LatentWriter:
             return False
         if exc_type is None and self.rows_done == self.rows:
             self._finish(f)
+            f.flush()
+            end = f.id.get_filesize()  # HDF5's end of data: the reserved room past it goes
             f.close()
+            if os.path.getsize(self.partial) > end:
+                os.truncate(self.partial, end)
             os.replace(self.partial, self.path)
             self.progress.unlink(missing_ok=True)
         else:

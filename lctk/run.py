@@ -52,7 +52,22 @@ def load_dataset(spec: DatasetRecord | Mapping[str, Any], progress=None) -> Data
         raise LctkError(f"dataset {spec.name} has no examples; check --data-dir")
     if len(dataset.indices("train")) == 0:
         raise LctkError(f"dataset {spec.name} has no training examples; check its split")
+    check_attribute_names(spec.name, [*dataset.attribute_names, *dataset.continuous_names])
     return dataset
+
+
+def check_attribute_names(dataset: str, names: list[str]) -> None:
+    """Refuse two attributes (binary or continuous) that are one name once normalised (``Big_Lips`` and
+    ``big lips``): a target could not say which it means."""
+    from lctk.datasets import attribute_name
+
+    seen: dict[str, str] = {}
+    for name in names:
+        key = attribute_name(name)
+        if key in seen:
+            raise LctkError(f"dataset {dataset} has two attributes, {seen[key]!r} and {name!r}, that are the same name "
+                            f"({key!r}) once normalised; rename one of them in the data")
+        seen[key] = name
 
 
 def dataset_record(data: str, data_dir: str | Path | None = None, options: Mapping[str, str] | None = None,

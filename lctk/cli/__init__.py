@@ -67,6 +67,15 @@ class LctkGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(130)
+        except Exception as e:  # a full disk wherever it struck (a folder made, a lock taken): still one line
+            from lctk.util.io import disk_full  # (here: `lctk plugins` imports no torch)
+
+            if not disk_full(e):
+                raise
+            where = f" while writing {e.filename}" if getattr(e, "filename", None) else ""
+            click.echo(f"error: disk full{where}; nothing finished was changed, free space and run the command "
+                       "again", err=True)
+            ctx.exit(LctkError.exit_code)
 
 
 @click.group(cls=LctkGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -4,7 +4,6 @@ from ``RUN/latents.h5`` into ``RUN/constraints/NAME/``. The backbone's weights a
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -15,7 +14,7 @@ from torch import Tensor
 from lctk.util.config import from_dict
 from lctk.engine.config import ConstraintConfig
 from lctk.engine.constraint import LatentConstraint, check_size
-from lctk.engine.constraint_set import REALISM, RunConstraints
+from lctk.engine.constraint_set import REALISM, WRITER_PID, RunConstraints, remove
 from lctk.engine.losses import sigma_weighted_shift
 from lctk.engine import sources
 from lctk.engine.targets import Target, parse_targets
@@ -50,10 +49,18 @@ def open_latents(run: RunDir, backbone: Backbone) -> LatentStore:
     store = LatentStore.open(run.latents_path)
     try:
         store.check_fingerprint(fingerprint(backbone))
+        check_latent_size(store, backbone.latent_dim)
     except LctkError:
         store.close()
         raise
     return store
+
+
+def check_latent_size(store: LatentStore, latent_dim: int) -> None:
+    """Refuse a store whose latent size differs from the backbone's (the fingerprint alone is the sender's word)."""
+    if store.latent_dim != latent_dim:
+        raise LctkError(f"latent store {store.path} holds {store.latent_dim}-dimensional latents but the backbone's "
+                        f"latent size is {latent_dim}; re-encode with `lctk encode {store.path.parent} --force`")
 
 
 def label_table(store: LatentStore, targets: Sequence[Target], part: str = "train", limit: int | None = None
@@ -129,19 +136,29 @@ def constraint_config(overrides: Mapping[str, Any] | None, defaults: Mapping[str
 
 
 def start_partial(constraints: RunConstraints, name: str, request: dict[str, Any], force: bool) -> tuple[Path, bool]:
-    """The folder constraint ``name`` is trained in, and whether an interrupted run of the same ``request``
-    left a checkpoint there to resume; an existing constraint of that name is refused unless ``force``."""
-    dest, partial = constraints.folder(name), constraints.partial_folder(name)
-    if dest.exists() and not force:
-        raise LctkError(f"constraint {dest.name!r} already exists in {constraints.run.path}; pass --force to retrain "
-                        "it or --name to keep both")
-    resume = (partial / "checkpoint.safetensors").is_file() and \
-        (partial / "request.json").is_file() and load_json(partial / "request.json") == request
-    if not resume and partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True, exist_ok=True)
-    save_json(partial / "request.json", request)
+    """The folder constraint ``name`` is trained in (locked for this process until `finish` or
+    ``constraints.release()``), and whether an interrupted run of the same ``request`` left a checkpoint there to
+    resume; an existing constraint of that name is refused unless ``force``, as is a second writer of it."""
+    constraints.check_free(name, force)
+    partial = constraints.lock(name)
+    try:
+        constraints.check_free(name, force)  # again: another writer may have finished it meanwhile
+        resume = regular(partial / "checkpoint.safetensors") and regular(partial / "request.json") and \
+            load_json(partial / "request.json") == request
+        if not resume:
+            for child in partial.iterdir():
+                if child.name != WRITER_PID:
+                    remove(child)
+        save_json(partial / "request.json", request)
+    except BaseException:
+        constraints.release()
+        raise
     return partial, resume
+
+
+def regular(path: Path) -> bool:
+    """A regular file, not a link to one."""
+    return path.is_file() and not path.is_symlink()
 
 
 def run_trainer(trainer: ConstraintTrainer, resume: bool) -> None:
@@ -160,7 +177,10 @@ def finish(constraints: RunConstraints, partial: Path, name: str, model: LatentC
     save_json(partial / "metrics.json", metrics)
     (partial / "checkpoint.safetensors").unlink(missing_ok=True)
     (partial / "request.json").unlink(missing_ok=True)
-    return constraints.install(partial, name)
+    try:
+        return constraints.install(partial, name)
+    finally:
+        constraints.release()
 
 
 def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: Sequence[str] = (), name: str | None = None,
@@ -194,27 +214,37 @@ def add_constraint(run: RunDir | str | Path, attrs: Sequence[str] = (), rules: S
         request = {"targets": [dataclasses.asdict(t) for t in targets], "config": dataclasses.asdict(config),
                    "fingerprint": store.fingerprint}
         partial, resume = start_partial(constraints, name, request, force)
-
-        # the stream carries binary attributes only: continuous targets load the store whatever its size
-        streamed = sources.latent_bytes(store) > budget and all(t.kind != "continuous" for t in targets)
-        if streamed:
-            console.print(f"streaming latents from {store.path}: {sources.latent_bytes(store) / 2**30:.2f} GiB of mu and sigma "
-                          f"exceed the memory budget of {budget / 2**30:.2f} GiB (--memory-budget)", highlight=False)
-            columns = [store.attribute_names.index(t.name) for t in targets if t.kind == "attribute"]
-            source = StreamingLatentSource(store, columns, seed=config.seed, block_batch=config.batch_size)
-        else:
-            source = LatentSource(*label_table(store, targets))
-        torch.manual_seed(config.seed)
-        model = LatentConstraint(name, targets, store.latent_dim, config, store.sigma_bar(), store.fingerprint)
-        label = rule_labeler(backbone, [rule_objs[t.name] for t in targets if t.kind == "rule"]) if rule_objs else None
-        trainer = ConstraintTrainer(model, source, config, partial / "checkpoint.safetensors", label, progress)
-        started = time.monotonic()
         try:
-            run_trainer(trainer, resume)
+            return _train(run, store, backbone, constraints, partial, resume, name, targets, rule_objs, config,
+                          budget, progress)
         finally:
-            getattr(source, "close", lambda: None)()
-        seconds = time.monotonic() - started
-        metrics = {"losses": trainer.last, **_metrics(model, store, label, seed=config.seed),
-                   "training": {"latents": "stream" if streamed else "memory", "seconds": round(seconds, 3),
-                                "steps": trainer.total, "resumed": resume}}
+            constraints.release()
+
+
+def _train(run: RunDir, store: LatentStore, backbone: Backbone, constraints: RunConstraints, partial: Path,
+           resume: bool, name: str, targets: list[Target], rule_objs: dict[str, Rule], config: ConstraintConfig,
+           budget: int, progress: Progress) -> Path:
+    """Train constraint ``name`` in ``partial`` (locked) from ``store`` and move it into place."""
+    # the stream carries binary attributes only: continuous targets load the store whatever its size
+    streamed = sources.latent_bytes(store) > budget and all(t.kind != "continuous" for t in targets)
+    if streamed:
+        console.print(f"streaming latents from {store.path}: {sources.latent_bytes(store) / 2**30:.2f} GiB of mu and sigma "
+                      f"exceed the memory budget of {budget / 2**30:.2f} GiB (--memory-budget)", highlight=False)
+        columns = [store.attribute_names.index(t.name) for t in targets if t.kind == "attribute"]
+        source = StreamingLatentSource(store, columns, seed=config.seed, block_batch=config.batch_size)
+    else:
+        source = LatentSource(*label_table(store, targets))
+    torch.manual_seed(config.seed)
+    model = LatentConstraint(name, targets, store.latent_dim, config, store.sigma_bar(), store.fingerprint)
+    label = rule_labeler(backbone, [rule_objs[t.name] for t in targets if t.kind == "rule"]) if rule_objs else None
+    trainer = ConstraintTrainer(model, source, config, partial / "checkpoint.safetensors", label, progress)
+    started = time.monotonic()
+    try:
+        run_trainer(trainer, resume)
+    finally:
+        getattr(source, "close", lambda: None)()
+    seconds = time.monotonic() - started
+    metrics = {"losses": trainer.last, **_metrics(model, store, label, seed=config.seed),
+               "training": {"latents": "stream" if streamed else "memory", "seconds": round(seconds, 3),
+                            "steps": trainer.total, "resumed": resume}}
     return finish(constraints, partial, name, model, metrics)

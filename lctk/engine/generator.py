@@ -169,18 +169,21 @@ def add_generator_constraint(run: RunDir, info: dict[str, Any], backbone: Backbo
     request = {"targets": [dataclasses.asdict(t) for t in targets], "config": dataclasses.asdict(config),
                "fingerprint": fp, "labeler": cls.__name__ if cls else None}
     partial, resume = start_partial(constraints, name, request, force)
-    labeler, conditions, metrics = None, torch.zeros(1, 0), {}
-    if cls is not None:
-        labeler, dataset, metrics["labeler"] = prepare_labeler(run, info, cls, progress)
-        columns = [dataset.attribute_names.index(a) for a in attr_names]
-        conditions = dataset.attributes[dataset.indices("train")][:, columns]  # (N, K_a) bool
-    else:
-        columns = []
-    label = output_labels(backbone, labeler, columns, [rule_objs[t.name] for t in targets if t.kind == "rule"])
-    torch.manual_seed(config.seed)
-    model = LatentConstraint(name, targets, backbone.latent_dim, config, torch.ones(backbone.latent_dim), fp,
-                             realism=False)
-    trainer = GeneratorTrainer(model, conditions, config, partial / "checkpoint.safetensors", label, progress)
-    run_trainer(trainer, resume)
-    metrics = {"losses": trainer.last, **metrics, **_metrics(model, label, conditions, seed=config.seed)}
-    return finish(constraints, partial, name, model, metrics)
+    try:
+        labeler, conditions, metrics = None, torch.zeros(1, 0), {}
+        if cls is not None:
+            labeler, dataset, metrics["labeler"] = prepare_labeler(run, info, cls, progress)
+            columns = [dataset.attribute_names.index(a) for a in attr_names]
+            conditions = dataset.attributes[dataset.indices("train")][:, columns]  # (N, K_a) bool
+        else:
+            columns = []
+        label = output_labels(backbone, labeler, columns, [rule_objs[t.name] for t in targets if t.kind == "rule"])
+        torch.manual_seed(config.seed)
+        model = LatentConstraint(name, targets, backbone.latent_dim, config, torch.ones(backbone.latent_dim), fp,
+                                 realism=False)
+        trainer = GeneratorTrainer(model, conditions, config, partial / "checkpoint.safetensors", label, progress)
+        run_trainer(trainer, resume)
+        metrics = {"losses": trainer.last, **metrics, **_metrics(model, label, conditions, seed=config.seed)}
+        return finish(constraints, partial, name, model, metrics)
+    finally:
+        constraints.release()

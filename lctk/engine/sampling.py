@@ -41,7 +41,13 @@ class Sampler:
     def store(self) -> LatentStore:
         """The run's latent store (opened on first use)."""
         if self._store is None:
-            self._store = LatentStore.open(self.run.latents_path)
+            store = LatentStore.open(self.run.latents_path)
+            if self.backbone.has_encoder and store.latent_dim != self.backbone.latent_dim:
+                store.close()
+                raise LctkError(f"latent store {store.path} holds {store.latent_dim}-dimensional latents but the "
+                                f"backbone's latent size is {self.backbone.latent_dim}; re-encode with "
+                                f"`lctk encode {self.run.path} --force`")
+            self._store = store
         return self._store
 
     @property
@@ -114,6 +120,10 @@ class Sampler:
         c = self.constraints.get(name)
         if c.fingerprint != self.fingerprint:
             raise LctkError(f"constraint {c.name!r} was trained on latents of other backbone weights; retrain it with "
+                            f"`lctk add-constraint {self.run.path} ... --force`")
+        if c.sigma_bar.numel() != self.backbone.latent_dim:
+            raise LctkError(f"constraint {c.name!r} is for {c.sigma_bar.numel()}-dimensional latents but the backbone's "
+                            f"latent size is {self.backbone.latent_dim}; retrain it with "
                             f"`lctk add-constraint {self.run.path} ... --force`")
         return c
 

@@ -229,6 +229,7 @@ def load_tensors(path: str | os.PathLike, what: str = "weights") -> tuple[dict[s
         _refuse_pickle(head, last, f"{what} file {path}")
         raise LctkError(f"{what} file {path} is corrupt or not safetensors ({describe(e)}); "
                         "restore it or recreate it") from None
+    _check_finite(tensors, f"{what} file {path}")
     return tensors, _check_metadata(metadata, f"{what} file {path}")
 
 
@@ -242,6 +243,7 @@ def parse_tensors(data: bytes, what: str = "weights") -> tuple[dict[str, torch.T
     except Exception as e:  # noqa: BLE001 - whatever the parser says, the data is unusable
         _refuse_pickle(data[:8], data[-1:], what)
         raise LctkError(f"{what} is corrupt or not safetensors ({describe(e)})") from None
+    _check_finite(tensors, what)
     return tensors, _check_metadata(metadata, what)
 
 
@@ -258,6 +260,15 @@ def _refuse_pickle(head: bytes, last: bytes, what: str) -> None:
     if looks_like_pickle(head, last):
         raise LctkError(f"{what} is a pickle (e.g. from torch.save), which lctk never loads since loading can "
                         "run code; convert it to safetensors")
+
+
+def _check_finite(tensors: Mapping[str, torch.Tensor], what: str) -> None:
+    """Refuse NaN or infinite values in floating-point tensors: lctk never saves such weights (training stops
+    at the last finite checkpoint), so they mean a damaged or tampered file."""
+    for name, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise LctkError(f"{what} holds NaN or infinite values (in {name[:60]!r}); it is damaged, restore it or "
+                            "recreate it")
 
 
 def _check_metadata(metadata, what: str) -> dict[str, str]:
