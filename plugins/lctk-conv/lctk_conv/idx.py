@@ -39,6 +39,8 @@ def read_idx(path: str | Path) -> np.ndarray:
 def _read(f, path: Path, zipped: bool) -> np.ndarray:
     head = f.read(4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _DTYPES or head[3] == 0:
+        if zipped:  # a damaged gzip stream inflates to garbage first
+            raise LctkError(f"{path} is not a readable IDX file (bad magic number once decompressed); re-download it")
         raise LctkError(f"{path} is not an IDX file (bad magic number); re-download it")
     dtype, ndim = np.dtype(_DTYPES[head[2]]), head[3]
     dims = f.read(4 * ndim)
