@@ -18,6 +18,7 @@ from typing import Sequence
 
 from lctk.engine.constraint import LatentConstraint
 from lctk.util.errors import LctkError
+from lctk.util.io import write_bytes
 from lctk.interfaces import ConstraintSet
 from lctk.plugins import warn
 from lctk.run import RunDir
@@ -176,12 +177,8 @@ class RunConstraints(ConstraintSet):
                 break
             os.close(fd)
         self._lock = fd
-        try:
-            pid_file = partial / WRITER_PID
-            remove(pid_file)
-            pid_fd = os.open(pid_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-            with os.fdopen(pid_fd, "w") as f:
-                f.write(str(os.getpid()))
+        try:  # atomically: a kill never leaves it empty, and a link in its place is replaced, never followed
+            write_bytes(partial / WRITER_PID, str(os.getpid()).encode())
         except BaseException:
             self.release()
             raise
