@@ -65,8 +65,9 @@ def check_attribute_names(dataset: str, names: list[str]) -> None:
     for name in names:
         key = attribute_name(name)
         if key in seen:
-            raise LctkError(f"dataset {dataset} has two attributes, {seen[key]!r} and {name!r}, that are the same name "
-                            f"({key!r}) once normalised; rename one of them in the data")
+            both = f"{key!r}" if seen[key] == name else f"{seen[key]!r} and {name!r}, both {key!r}"
+            raise LctkError(f"dataset {dataset} names two attributes {both} (once normalised); rename one of them in "
+                            "the data")
         seen[key] = name
 
 

@@ -149,7 +149,7 @@ def test_columns_that_normalise_to_one_name_are_refused(tmp_path, digits_dir, ru
     classes = "zero,one,two,three,four,five,six,seven,Big_Lips,big lips"
     refused(run_cli("train-vae", "--backbone", "conv", "--data", "idx", "--data-dir", digits_dir,
                     "--data-option", f"classes={classes}", "--out", out, "--epochs", "1", *TINY_VAE),
-            "same name", "big-lips", "rename one")
+            "names two attributes 'big-lips' (once normalised)", "rename one")
     assert not out.exists()
 
 
