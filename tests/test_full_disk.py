@@ -1,7 +1,7 @@
 """A genuinely full file system (a 4 MB tmpfs mounted for the test; root only) ends every writer -- HDF5
 (encode), safetensors (add-constraint), PNG (sample), MIDI and JSON -- with one ``error: ... disk full ...`` line,
-a non-zero exit, no traceback and no crash, and the previous file byte-identical. Commands run in their own
-process, so a crash would show as a signal, not take the tests down. docs/reliability.md ("Full disk, for
+a non-zero exit, no traceback and no crash, and the previous file byte-identical. Commands on the full disk run
+in their own process, so a crash would show as a signal, not take the tests down. docs/reliability.md ("Full disk, for
 real") lists the cases.
 """
 
@@ -104,10 +104,10 @@ def test_encode_on_a_full_disk(small_disk, tiny_run):
     assert lctk("encode", run, "--force").returncode == 0  # nothing left behind stands in the way
 
 
-def test_add_constraint_on_a_full_disk(small_disk, tiny_run):
+def test_add_constraint_on_a_full_disk(small_disk, tiny_run, run_cli):
     run = small_disk.path / "run"
     shutil.copytree(tiny_run, run)
-    assert lctk("add-constraint", run, "--attr", "3", *QUICK).returncode == 0
+    assert run_cli("add-constraint", run, "--attr", "3", *QUICK).exit_code == 0
     before = digest_tree(run)
     for leave in (0, 20_000):  # no room for the lock; room for the lock and the request, not the weights
         small_disk.fill(leave)
@@ -116,9 +116,9 @@ def test_add_constraint_on_a_full_disk(small_disk, tiny_run):
         assert sorted(p.name for p in (run / "constraints").iterdir() if not p.name.endswith(".partial")) == ["3"]
 
 
-def test_sample_png_on_a_full_disk(small_disk, tiny_run):
+def test_sample_png_on_a_full_disk(small_disk, tiny_run, run_cli):
     out = small_disk.path / "samples.png"
-    assert lctk("sample", tiny_run, "--prior", "-n", "16", "--out", out).returncode == 0
+    assert run_cli("sample", tiny_run, "--prior", "-n", "16", "--out", out).exit_code == 0
     before = digest_tree(small_disk.path)
     small_disk.fill(0)
     full(lctk("sample", tiny_run, "--prior", "-n", "16", "--seed", "1", "--out", out))

@@ -187,6 +187,23 @@ def test_a_damaged_constraint_is_skipped_unless_asked_for(case, tiny_run, tmp_pa
     assert not (tmp_path / "s5.png").exists()
 
 
+def test_sampling_without_targets_skips_a_damaged_first_constraint(tiny_run, tmp_path, run_cli, unchanged):
+    _bad_json(add_untrained(tiny_run, "3"), tmp_path)
+    add_untrained(tiny_run, "5")
+    unchanged(tiny_run)
+    warned(run_cli("sample", tiny_run, "-n", "4", "--out", tmp_path / "s.png"), "skipped a damaged constraint",
+           "constraints/3/constraint.json")
+    assert (tmp_path / "s.png").is_file()
+
+
+def test_a_constraint_in_a_folder_of_another_name_is_found(tiny_run, tmp_path, run_cli):
+    """As an older lctk named folders (``Zürich`` -> ``z-rich``), or a folder renamed by hand."""
+    add_untrained(tiny_run, "3").rename(tiny_run / "constraints" / "digit-three")
+    result = run_cli("sample", tiny_run, "--attr", "3", "-n", "4", "--out", tmp_path / "s.png")
+    assert result.exit_code == 0 and "warning" not in result.stderr and "error" not in result.stderr, result
+    assert (tmp_path / "s.png").is_file()
+
+
 def test_a_linked_constraint_folder_is_replaced_never_followed(tiny_run, outside, run_cli, unchanged):
     _link(add_untrained(tiny_run, "5"), outside)
     unchanged(outside)

@@ -108,9 +108,12 @@ class RunConstraints(ConstraintSet):
         good, bad = [], []
         for path in self._entries():
             try:
-                good.append(self.get(path.name))
+                c = self.get(path.name)
             except LctkError as e:
                 bad.append(e)
+            else:  # found by its own name too (a folder named by an older lctk, or renamed)
+                self._cache.setdefault(folder_name(c.name), c)
+                good.append(c)
         return good, bad
 
     @staticmethod

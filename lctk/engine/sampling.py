@@ -166,7 +166,10 @@ class Sampler:
             if not names:
                 raise LctkError(f"run {self.run.path} has no constraints yet; train one with "
                                 f"`lctk add-constraint {self.run.path}` (realism) or `--attr NAME`")
-            return [(self.constraint(REALISM if REALISM in names else names[0]), [])]
+            if REALISM in names:
+                return [(self.constraint(REALISM), [])]
+            usable = self.constraints.all()  # the first that loads (the others skipped with a warning)
+            return [(self.constraint(usable[0].name if usable else names[0]), [])]
         whole = self.constraints.covering([t.name for t in wants])
         if whole is not None:
             return [(self.constraint(whole.name), list(wants))]
