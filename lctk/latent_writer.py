@@ -76,6 +76,7 @@ class LatentWriter:
             else:
                 self._reserve(discard=False)
                 return self
+        proof(self.token, self.fingerprint)  # a bad LCTK_CACHE (where the key lives) is refused before any file is made
         self.partial.unlink(missing_ok=True)  # a symlink is removed, never followed
         self.progress.unlink(missing_ok=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)

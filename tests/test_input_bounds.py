@@ -234,6 +234,14 @@ def test_lctk_cache_that_is_not_a_folder(tmp_path, run_cli, unchanged, monkeypat
                     "--out", tmp_path / "run", "--epochs", "1"), "LCTK_CACHE=", "point LCTK_CACHE at a folder")
 
 
+def test_lctk_cache_that_is_not_a_folder_when_encoding(tiny_run, tmp_path, run_cli, unchanged, monkeypatch):
+    """encode keeps its writer's key there: refused before any file is made (no partial store left)."""
+    (tmp_path / "cache").write_bytes(b"not a folder")
+    unchanged(tiny_run)
+    monkeypatch.setenv("LCTK_CACHE", str(tmp_path / "cache"))
+    refused(run_cli("encode", tiny_run, "--force"), "LCTK_CACHE=", "point LCTK_CACHE at a folder")
+
+
 # -- how many samples one output holds -------------------------------------------------------------------------
 
 
