@@ -5,7 +5,7 @@ else, so the two cannot drift::
     run = api.train_vae("runs/fm", backbone="conv", data="fashion-mnist", epochs=8)
     # or: run = api.import_backbone("pythae-folder", "runs/fm", data="fashion-mnist")
     api.encode(run)
-    api.add_constraint(run, attrs=["sandal"])
+    api.add_constraint(run, attrs=["sandal"])                   # method="diffusion" for a latent diffusion model
     images = api.sample(run, attrs=["sandal"], n=16)            # (16, 1, 28, 28) tensor; out= writes a file
     before, after = api.transform(run, test_indices=[0], attrs=["sandal"])
     metrics = api.evaluate(run)
@@ -81,19 +81,47 @@ def encode(run: Run, batch_size: int = 1024, force: bool = False, device: str = 
 
 def add_constraint(run: Run, attrs: Sequence[str] = (), rules: Sequence[str] = (), *, all_attributes: bool = False,
                    name: str | None = None, overrides: Mapping[str, Any] | None = None, force: bool = False,
-                   memory_budget: str | int | None = None, progress: Progress | None = None) -> Path:
-    """`lctk add-constraint`: train critics and an actor for ``attrs`` and ``rules`` (every attribute of the
-    data with ``all_attributes``; realism only with none); ``overrides`` are constraint settings (steps,
-    lambda_dist, seed, width, ...); latents are streamed from the store when they take more than
-    ``memory_budget`` (e.g. ``"512MiB"``; default LCTK_MEMORY_BUDGET, else 1 GiB). Returns the constraint's
-    folder."""
+                   memory_budget: str | int | None = None, progress: Progress | None = None,
+                   method: str = "actor") -> Path:
+    """`lctk add-constraint`: train a constraint of ``method`` (``actor``: critics and an actor; ``diffusion``:
+    a conditional denoiser; or a plugin's) for ``attrs`` and ``rules`` (every attribute of the data with
+    ``all_attributes``; realism only with none); ``overrides`` are the method's settings (steps, seed, width,
+    ...); latents are streamed from the store when they take more than ``memory_budget`` (e.g. ``"512MiB"``;
+    default LCTK_MEMORY_BUDGET, else 1 GiB). Returns the constraint's folder."""
     from lctk.engine.add import add_constraint as add
 
     run = _run(run)
     if all_attributes:
         attrs = tuple(attrs) + tuple(a for a in run.record.dataset.attribute_names if a not in attrs)
     return add(run, attrs, rules, name=name, overrides=overrides, force=force, progress=progress,
-               memory_budget=memory_budget)
+               memory_budget=memory_budget, method=method)
+
+
+#: Allowed guidance weights (``--guidance``) and edit strengths (``--strength``).
+GUIDANCE_RANGE, STRENGTH_RANGE = (0.0, 50.0), (0.0, 1.0)
+
+
+def check_method_options(method: str, guidance: float | None = None, strength: float | None = None) -> str:
+    """``method`` checked (a registered constraint method, or ``optimize``), and so are ``guidance`` (0 to 50,
+    for methods that take one) and ``strength`` (above 0, at most 1; for edits of methods with their own)."""
+    from lctk.engine.method import OPTIMIZE, check_sampling_method
+
+    method = check_sampling_method(method)
+    guided = method != OPTIMIZE and getattr(get_registries().constraint_method(method), "guided", False)
+    if guidance is not None:
+        if not guided:
+            raise LctkError(f"--guidance is for methods with classifier-free guidance (diffusion), not {method}")
+        if not GUIDANCE_RANGE[0] <= guidance <= GUIDANCE_RANGE[1]:
+            raise LctkError(f"--guidance {guidance:g} is out of range; give a weight from {GUIDANCE_RANGE[0]:g} "
+                            f"(unconditional) to {GUIDANCE_RANGE[1]:g} (1 is plain conditional sampling)")
+    if strength is not None:
+        if method in ("actor", OPTIMIZE):
+            raise LctkError(f"--strength is for edits of methods that noise the input (diffusion), not {method}; "
+                            "use --w-dist for the actor's edits")
+        if not STRENGTH_RANGE[0] < strength <= STRENGTH_RANGE[1]:
+            raise LctkError(f"--strength {strength:g} is out of range; give a value above 0 and at most 1 (how far "
+                            "the input is noised before it is denoised under the condition)")
+    return method
 
 
 @dataclasses.dataclass
@@ -114,13 +142,15 @@ class Samples:
 
 def sample(run: Run, attrs: Sequence[str] = (), rules: Sequence[str] = (), n: int = 64, method: str = "actor",
            seed: int = 0, *, prior: bool = False, each: bool = False, check: bool = False,
-           out: str | Path | None = None) -> torch.Tensor:
+           out: str | Path | None = None, guidance: float | None = None) -> torch.Tensor:
     """`lctk sample`: ``n`` decoded outputs satisfying ``attrs``/``rules`` (realism only when none; raw prior
     draws with ``prior``; ``n`` per target with ``each``; with ``check``, rules checked exactly and breaking
     samples drawn again); written with the modality's writer when ``out`` is given. A sweep among ``attrs``
-    (``density=4..16``) gives ``n`` outputs per value, in order (one row per value when written)."""
+    (``density=4..16``) gives ``n`` outputs per value, in order (one row per value when written). ``method``:
+    ``actor``, ``optimize``, ``diffusion`` (``guidance``: its guidance weight) or a plugin's."""
+    method = check_method_options(method, guidance)
     with Sampler(_run(run)) as sampler:
-        drawn = _draw(sampler, attrs, rules, n, method, seed, prior, each, check)
+        drawn = _draw(sampler, attrs, rules, n, method, seed, prior, each, check, guidance)
         if out is not None:
             _write(sampler, drawn, out)
     return drawn.outputs
@@ -128,15 +158,16 @@ def sample(run: Run, attrs: Sequence[str] = (), rules: Sequence[str] = (), n: in
 
 def write_samples(run: Run, attrs: Sequence[str] = (), rules: Sequence[str] = (), n: int = 64, method: str = "actor",
                   seed: int = 0, *, prior: bool = False, each: bool = False, check: bool = False,
-                  out: str | Path | None = None) -> Samples:
+                  out: str | Path | None = None, guidance: float | None = None) -> Samples:
     """What ``lctk sample`` does: `sample`, written to ``out`` (default ``RUN/samples/LABEL.SUFFIX``)."""
+    method = check_method_options(method, guidance)
     with Sampler(_run(run)) as sampler:
-        drawn = _draw(sampler, attrs, rules, n, method, seed, prior, each, check)
+        drawn = _draw(sampler, attrs, rules, n, method, seed, prior, each, check, guidance)
         _write(sampler, drawn, out)
     return drawn
 
 
-def _draw(sampler: Sampler, attrs, rules, n, method, seed, prior, each, check) -> Samples:
+def _draw(sampler: Sampler, attrs, rules, n, method, seed, prior, each, check, guidance=None) -> Samples:
     if n < 1:
         raise LctkError(f"-n {n} should be at least 1")
     sweep = None if prior else sampler.sweep(attrs, rules)
@@ -150,25 +181,26 @@ def _draw(sampler: Sampler, attrs, rules, n, method, seed, prior, each, check) -
     if sweep:
         if each:
             raise LctkError("a sweep already gives one row per value; drop --each")
-        outputs, labels = sampler.rows(sweep, n, method=method, seed=seed)
+        outputs, labels = sampler.rows(sweep, n, method=method, seed=seed, guidance=guidance)
         label = folder_name(default_name([*attrs, *rules], "realism").replace("..", "-to-"))
         return Samples(outputs, f"{label}-{method}", labels, n, len(outputs))
     if each:
         wants = sampler.wants(attrs, rules) or [Target(a, "attribute") for a in sampler.constrained_attributes()]
         if not wants:
             raise LctkError(f"run {sampler.run.path} has no attribute constraints for --each; add one first")
-        outputs, labels = sampler.rows([[t] for t in wants], n, method=method, seed=seed)
+        outputs, labels = sampler.rows([[t] for t in wants], n, method=method, seed=seed, guidance=guidance)
         return Samples(outputs, f"each-{method}", labels, n, len(outputs))
     label = folder_name(default_name([*attrs, *rules], "realism")) if attrs or rules else "realism"
     if check:
         if not rules:
             raise LctkError("--check redraws samples that break a --rule; give at least one --rule")
-        outputs, draws, ok = sampler.checked(sampler.wants(attrs, rules), n, method=method, seed=seed)
+        outputs, draws, ok = sampler.checked(sampler.wants(attrs, rules), n, method=method, seed=seed,
+                                             guidance=guidance)
         if not ok.any():
             raise LctkError(f"none of {draws} samples drawn satisfied {' and '.join(rules)}; nothing was written; "
                             "train the constraint longer (--steps) or relax the rule")
         return Samples(outputs[ok], f"{label}-checked-{method}", draws=draws, failing=int((~ok).sum()))
-    z = sampler.latents(sampler.wants(attrs, rules), n, method=method, seed=seed)[1]
+    z = sampler.latents(sampler.wants(attrs, rules), n, method=method, seed=seed, guidance=guidance)[1]
     return Samples(sampler.decode(z), f"{label}-{method}", draws=n)
 
 
@@ -206,24 +238,31 @@ class Edits:
 
 def transform(run: Run, x: torch.Tensor | None = None, indices: Sequence[int] = (), *, test_indices: Sequence[int] = (),
               input: str | Path | None = None, attrs: Sequence[str] = (), rules: Sequence[str] = (),
-              settings: OptimizeSettings | None = None, seed: int = 0, out: str | Path | None = None
+              settings: OptimizeSettings | None = None, seed: int = 0, out: str | Path | None = None,
+              method: str = "actor", strength: float | None = None, guidance: float | None = None
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """`lctk transform`: (reconstructions, edited outputs) of examples ``x``, of a file ``input``, of dataset
     rows ``indices`` or of test examples ``test_indices`` (0 is the first test example); written as pairs
-    when ``out`` is given."""
-    edits = _edit(_run(run), x, indices, test_indices, input, attrs, rules, settings, seed, out, out is not None)
+    when ``out`` is given. ``method``: ``actor`` (the smallest move its critics approve, ``settings``) or
+    ``diffusion`` (noised to ``strength`` and denoised under the condition with ``guidance``)."""
+    edits = _edit(_run(run), x, indices, test_indices, input, attrs, rules, settings, seed, out, out is not None,
+                  method, strength, guidance)
     return edits.before, edits.after
 
 
 def write_transform(run: Run, x: torch.Tensor | None = None, indices: Sequence[int] = (), *,
                     test_indices: Sequence[int] = (), input: str | Path | None = None, attrs: Sequence[str] = (),
                     rules: Sequence[str] = (), settings: OptimizeSettings | None = None, seed: int = 0,
-                    out: str | Path | None = None) -> Edits:
+                    out: str | Path | None = None, method: str = "actor", strength: float | None = None,
+                    guidance: float | None = None) -> Edits:
     """What ``lctk transform`` does: `transform`, written to ``out`` (default ``RUN/transforms/LABEL.SUFFIX``)."""
-    return _edit(_run(run), x, indices, test_indices, input, attrs, rules, settings, seed, out, True)
+    return _edit(_run(run), x, indices, test_indices, input, attrs, rules, settings, seed, out, True, method,
+                 strength, guidance)
 
 
-def _edit(run: RunDir, x, indices, test_indices, input, attrs, rules, settings, seed, out, write) -> Edits:
+def _edit(run: RunDir, x, indices, test_indices, input, attrs, rules, settings, seed, out, write,
+          method="actor", strength=None, guidance=None) -> Edits:
+    method = check_method_options(method, guidance, strength)
     if sum(bool(v) for v in (x is not None, input, list(indices), list(test_indices))) != 1:
         raise LctkError("give exactly one of --input FILE, --index N or --test-index N")
     with Sampler(run) as sampler:
@@ -235,10 +274,11 @@ def _edit(run: RunDir, x, indices, test_indices, input, attrs, rules, settings, 
             x = writer.read_input(Path(input), sampler.record.dataset.spec)
         elif x is None:
             x = _fetch(run.load_dataset(), indices, test_indices)
-        z0, z1 = sampler.transform_latents(x, wants, seed=seed, settings=settings or TRANSFORM_SETTINGS)
+        z0, z1 = sampler.transform_latents(x, wants, seed=seed, settings=settings or TRANSFORM_SETTINGS, method=method,
+                                           strength=strength, guidance=guidance)
         edits = Edits(sampler.decode(z0), sampler.decode(z1))
         if write:
-            name = folder_name("+".join([*attrs, *rules])) or "edit"
+            name = (folder_name("+".join([*attrs, *rules])) or "edit") + ("" if method == "actor" else f"-{method}")
             path = Path(out) if out is not None else run.path / "transforms" / f"{name}{writer.default_suffix}"
             edits.files = writer.write_pairs(edits.before, edits.after, path)
     return edits

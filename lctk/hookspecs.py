@@ -73,6 +73,10 @@ KINDS: tuple[Kind, ...] = (
     Kind("importers", "model format", "register_importers", "register(name, importer, *, help='')",
          "an `lctk.plugin_api.Importer` instance (``detect(path)``, ``load(path, data_spec)``) for models trained "
          "elsewhere", instantiate=True, remedy=" (see `lctk plugins`; install the importer plugin)"),
+    Kind("constraint_methods", "constraint method", "register_constraint_methods",
+         "register(name, method_class, *, help='')",
+         "a subclass of `lctk.plugin_api.Constraint` that learns constraints from latents and samples with them "
+         "(lctk's own: `actor`, `diffusion`)", remedy=" (see `lctk plugins`; install the plugin that provides it)"),
     Kind("commands", "command", "register_commands", "cli.add_command(command)",
          "click commands added to the `lctk` command group", argument="cli"),
 )

@@ -315,22 +315,60 @@ class Actor(nn.Module, ABC):
 
 
 class Constraint(ABC):
-    """A named, trained requirement on latents: its targets (attributes or rules), its critics, its actor.
+    """A named, trained requirement on latents, learned by one constraint *method* (registered through
+    ``register_constraint_methods``; lctk's own: ``actor``, ``diffusion``) from cached latents only; the
+    backbone is never touched. The condition ``y (B, K)`` has a column per target (attributes first, then rules);
+    ``known (B, K)`` bool marks the columns a request states (the others are left to the data).
 
-    Trained once from cached latents; the backbone is never touched.
+    A method implements `create`, `fit`, `sample`, `save` and `load`; `transform` (edits of encodings) and
+    `log_prob` (what ``--method optimize`` climbs) are optional.
     """
 
     name: str
     #: Column names of the condition ``y`` this constraint understands (attributes and/or rule specs).
     targets: list[str]
+    #: The registered name of the method (``constraint.json`` records it as ``method``).
+    method: ClassVar[str] = ""
+    #: The dataclass of the method's training settings (``--set KEY=VALUE``; saved in ``constraint.json``).
+    settings_class: ClassVar[type]
+    #: Whether `log_prob` is differentiable, so that ``--method optimize`` can use the constraint.
+    has_log_prob: ClassVar[bool] = False
+    #: Whether `sample` and `transform` take a guidance weight (``--guidance``).
+    guided: ClassVar[bool] = False
+
+    @classmethod
+    @abstractmethod
+    def create(cls, name: str, targets: Sequence[Any], latent_dim: int, settings: Any, data: Any) -> "Constraint":
+        """A new, untrained constraint for ``targets`` (`lctk.engine.targets.Target`) over ``data``
+        (`lctk.engine.method.TrainingData`: the latent store, the rules' labeller, the checkpoint path)."""
 
     @abstractmethod
+    def fit(self, data: Any) -> dict[str, Any]:
+        """Train in place from ``data`` (resuming from ``data.checkpoint`` when ``data.resume``), showing progress
+        on ``data.progress``; return the metrics to keep in ``metrics.json``."""
+
+    @abstractmethod
+    def sample(self, z: Tensor, y: Tensor, known: Tensor, *, guidance: float | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        """``z' (B, D)`` satisfying ``y (B, K)`` where ``known``, starting from prior draws ``z (B, D)``."""
+
+    def transform(self, z: Tensor, y: Tensor, known: Tensor, *, strength: float | None = None,
+                  guidance: float | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """``z' (B, D)``: encodings ``z`` edited towards ``y`` where ``known``, keeping what they are."""
+        raise LctkError(f"constraint method {self.method!r} does not edit encodings; use --method actor")
+
     def log_prob(self, z: Tensor, y: Tensor) -> Tensor:
         """``(B,)`` differentiable log-probability that ``z`` is realistic and has targets ``y (B, K)``."""
+        raise LctkError(f"constraint method {self.method!r} has no log-probability for --method optimize")
 
     @abstractmethod
-    def act(self, z: Tensor, y: Tensor) -> Tensor:
-        """``z' (B, D)``: prior draws ``z`` moved by the actor to satisfy ``y (B, K)``."""
+    def save(self, folder: Path) -> None:
+        """Write ``constraint.json`` (with ``method``) and the weights (safetensors) into ``folder``."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, folder: Path) -> "Constraint":
+        """Rebuild a trained constraint from ``folder``; one-line LctkErrors for missing or damaged files."""
 
 
 class ConstraintSet(ABC):

@@ -19,6 +19,9 @@ from lctk.util.io import atomic_path, load_json, load_tensors, save_json, save_t
 from lctk.util.media import Media
 from lctk.util.metrics import feature_stats, frechet_distance
 from lctk.util.progress import Progress, console, silent
+from lctk.interfaces import Constraint
+from lctk.engine.method import TargetColumns, TrainingData, describe as describe_constraint, read_description
+from lctk.engine.targets import Target
 
 __all__ = [
     "hookimpl", "KINDS", "LctkError", "describe",
@@ -34,4 +37,6 @@ __all__ = [
     "atomic_path", "write_bytes", "load_json", "save_json", "load_tensors", "save_tensors", "state_dict_problem",
     # measures for evaluators
     "feature_stats", "frechet_distance",
+    # constraint methods
+    "Constraint", "TrainingData", "Target", "TargetColumns", "describe_constraint", "read_description",
 ]

@@ -8,7 +8,8 @@ imports no model code.
 A plugin that raises on import or inside a hook is reported once, as a one-line warning naming its
 distribution, and skipped: everything it registered, in any hook, is dropped and its later hooks are not
 called; everything else keeps working. ``LCTK_PLUGINS`` (comma-separated distribution names) restricts which
-distributions load; set to an empty string, it loads none.
+distributions load; set to an empty string, it loads none. lctk's own registrations (`lctk.builtin`: the
+constraint methods) always load, as distribution ``lctk``.
 """
 
 from __future__ import annotations
@@ -147,6 +148,10 @@ class Registries:
         entry = self.labelers.get(modality.lower())
         return entry.value if entry else None
 
+    def constraint_method(self, name: str):
+        """The `Constraint` subclass registered as constraint method ``name`` (``actor``, ``diffusion``, ...)."""
+        return self.get("constraint_methods", name)
+
     def importer(self, name: str) -> Entry:
         """The importer entry registered as ``name`` (a model format, e.g. ``pythae``)."""
         return self.entry("importers", name)
@@ -181,6 +186,9 @@ class PluginManager:
         self.infos: dict[str, PluginInfo] = {}
         #: Plugins that raised in a hook: everything they registered is dropped and they are not called again.
         self.failed: set[str] = set()
+        from lctk import __version__, builtin
+
+        self.add(builtin, builtin.NAME, __version__)  # lctk's own, whatever LCTK_PLUGINS says
         if load_entry_points:
             self._load_entry_points()
 

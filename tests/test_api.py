@@ -75,7 +75,7 @@ def test_check_never_passes_off_failing_samples(constrained, monkeypatch, run_cl
 
     calls = {"n": 0}
 
-    def checked(self, wants, n, method="actor", seed=0, rounds=10, first=None):
+    def checked(self, wants, n, method="actor", seed=0, rounds=10, first=None, guidance=None):
         outputs = self.decode(self.latents(wants, n, method, seed)[1])
         ok = torch.arange(n) % 4 == 0  # a quarter satisfy the rule
         calls["n"] += 1

@@ -26,17 +26,25 @@ RULE = click.option("--rule", "rules", multiple=True, metavar="SPEC",
 @ATTR
 @RULE
 @click.option("--all-attributes", is_flag=True, help="Constrain every attribute of the run's data.")
-@click.option("--name", help="Constraint name [the targets joined by +, or realism].")
-@click.option("--lambda-dist", type=click.FloatRange(min=0), help="Weight of the distance penalty [0.001].")
-@click.option("--steps", type=click.IntRange(min=1), help="Actor steps [1500].")
+@click.option("--method", default="actor", show_default=True, metavar="NAME",
+              help="Constraint method: actor (critics and an actor), diffusion (a conditional denoiser), or one a "
+                   "plugin registers (`lctk plugins`).")
+@click.option("--name", help="Constraint name [the targets joined by +, or realism; suffixed -METHOD for methods "
+                             "other than actor, e.g. sandal-diffusion].")
+@click.option("--lambda-dist", type=click.FloatRange(min=0), help="Weight of the actor's distance penalty [0.001].")
+@click.option("--steps", type=click.IntRange(min=1), help="Training steps [actor: 1500 actor steps; diffusion: see "
+                                                          "docs/constraints.md].")
 @click.option("--set", "settings_", multiple=True, metavar="KEY=VALUE",
-              help="Any other training setting (width, depth, critic_steps, classifier_steps, gp_weight, lr, ...).")
+              help="Any other setting of the method (actor: width, depth, critic_steps, classifier_steps, gp_weight, "
+                   "lr, ...; diffusion: width, depth, batch_size, lr, cond_drop, ...).")
 @click.option("--seed", type=int, help="Random seed [0].")
 @click.option("--force", is_flag=True, help="Retrain a constraint that already exists.")
 @click.option("--memory-budget", metavar="SIZE", help="Stream latents from the store when its mu and sigma take more "
               "than SIZE, e.g. 512MiB [LCTK_MEMORY_BUDGET, else 1GiB].")
-def add_constraint_cmd(run, attrs, rules, all_attributes, name, lambda_dist, steps, settings_, seed, force, memory_budget):
-    """Train critics and an actor in RUN's latent space for attributes and/or rules (no attribute: realism only).
+def add_constraint_cmd(run, attrs, rules, all_attributes, method, name, lambda_dist, steps, settings_, seed, force,
+                       memory_budget):
+    """Train a constraint in RUN's latent space for attributes and/or rules (no attribute: realism only), by
+    critics and an actor (--method actor) or a conditional denoiser (--method diffusion).
 
     The backbone is never changed; an interrupted command resumes when run again."""
     from lctk import api
@@ -46,7 +54,7 @@ def add_constraint_cmd(run, attrs, rules, all_attributes, name, lambda_dist, ste
         if value is not None:
             overrides[key] = value
     folder = api.add_constraint(run, attrs, rules, all_attributes=all_attributes, name=name, overrides=overrides,
-                                force=force, memory_budget=memory_budget)
+                                force=force, memory_budget=memory_budget, method=method)
     metrics = json.loads((folder / "metrics.json").read_text())
     shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     console.print(f"constraint {folder.name} trained in {folder}: " + ", ".join(f"{k} {v}" for k, v in shown.items()),
@@ -59,7 +67,12 @@ def add_constraint_cmd(run, attrs, rules, all_attributes, name, lambda_dist, ste
 @RULE
 @click.option("-n", "count", type=click.IntRange(min=1), default=64, show_default=True,
               help="Number of samples (per row with --each).")
-@click.option("--method", type=click.Choice(["actor", "optimize"]), default="actor", show_default=True)
+@click.option("--method", default="actor", show_default=True, metavar="NAME",
+              help="actor (the actor of a covering constraint), optimize (gradient ascent on the critics; combines "
+                   "constraints), diffusion (a diffusion constraint's denoiser), or a plugin's method.")
+@click.option("--guidance", type=float, metavar="W",
+              help="Guidance weight of --method diffusion: 0 unconditional, 1 conditional, more is stronger "
+                   "[the constraint's sample_guidance].")
 @click.option("--each", is_flag=True, help="One row per attribute (the --attr ones, else every constrained one).")
 @click.option("--prior", is_flag=True, help="Raw prior samples (no constraint), for comparison.")
 @click.option("--check", is_flag=True,
@@ -67,11 +80,12 @@ def add_constraint_cmd(run, attrs, rules, all_attributes, name, lambda_dist, ste
                    "samples that still break one are left out, and said so.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Output file or folder [RUN/samples/LABEL.SUFFIX].")
-def sample_cmd(run, attrs, rules, count, method, each, prior, check, seed, out):
+def sample_cmd(run, attrs, rules, count, method, guidance, each, prior, check, seed, out):
     """Write samples that satisfy the given attributes/rules (none: realism-constrained samples)."""
     from lctk import api
 
-    drawn = api.write_samples(run, attrs, rules, count, method, seed, prior=prior, each=each, check=check, out=out)
+    drawn = api.write_samples(run, attrs, rules, count, method, seed, prior=prior, each=each, check=check, out=out,
+                              guidance=guidance)
     if check:
         console.print(f"rules checked: {drawn.draws} samples drawn for {count}", highlight=False)
         if drawn.failing:
@@ -92,11 +106,19 @@ def sample_cmd(run, attrs, rules, count, method, each, prior, check, seed, out):
               help="Index of a test example to edit: 0 is the first test example (repeatable).")
 @ATTR
 @RULE
-@click.option("--steps", type=click.IntRange(min=1), help="Optimisation steps [300].")
+@click.option("--method", default="actor", show_default=True, metavar="NAME",
+              help="actor or optimize (the smallest move the actor constraints' critics approve), or diffusion "
+                   "(noise the encoding part-way, denoise it under the condition).")
+@click.option("--steps", type=click.IntRange(min=1), help="Optimisation steps of --method actor [300].")
 @click.option("--w-dist", type=click.FloatRange(min=0), help="Weight of the distance to the input [0.003].")
+@click.option("--strength", type=float, metavar="S",
+              help="--method diffusion: how far the encoding is noised, above 0 and at most 1 [the constraint's "
+                   "edit_strength].")
+@click.option("--guidance", type=float, metavar="W", help="--method diffusion: guidance weight [sample_guidance].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Output file or folder [RUN/transforms/TARGETS.SUFFIX].")
-def transform_cmd(run, input_, indices, test_indices, attrs, rules, steps, w_dist, seed, out):
+def transform_cmd(run, input_, indices, test_indices, attrs, rules, method, steps, w_dist, strength, guidance, seed,
+                  out):
     """Identity-preserving edit: the smallest latent move that gives the input the wanted attributes."""
     from lctk import api
     from lctk.engine.optimize import TRANSFORM_SETTINGS, OptimizeSettings
@@ -105,7 +127,8 @@ def transform_cmd(run, input_, indices, test_indices, attrs, rules, steps, w_dis
     settings = OptimizeSettings(steps=steps or defaults.steps, lr=defaults.lr,
                                 w_dist=defaults.w_dist if w_dist is None else w_dist)
     edits = api.write_transform(run, indices=indices, test_indices=test_indices, input=input_, attrs=attrs,
-                                rules=rules, settings=settings, seed=seed, out=out)
+                                rules=rules, settings=settings, seed=seed, out=out, method=method, strength=strength,
+                                guidance=guidance)
     console.print(f"wrote before/after: {', '.join(str(f) for f in edits.files[:3])}", highlight=False)
 
 

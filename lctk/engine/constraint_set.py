@@ -16,10 +16,10 @@ import unicodedata
 from pathlib import Path
 from typing import Sequence
 
-from lctk.engine.constraint import LatentConstraint
+from lctk.engine.method import OPTIMIZE, load_constraint
 from lctk.util.errors import LctkError
 from lctk.util.io import write_bytes
-from lctk.interfaces import ConstraintSet
+from lctk.interfaces import Constraint, ConstraintSet
 from lctk.plugins import warn
 from lctk.run import RunDir
 
@@ -31,6 +31,12 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, one writer
 REALISM = "realism"
 #: The file in a locked partial folder naming the process that writes it.
 WRITER_PID = "writer.pid"
+
+
+def serves(c: Constraint, method: str) -> bool:
+    """Whether sampling ``--method METHOD`` can use constraint ``c``: its own method, or ``optimize`` over a
+    constraint with a log-probability."""
+    return c.method == method or (method == OPTIMIZE and c.has_log_prob)
 
 
 def folder_name(name: str) -> str:
@@ -59,7 +65,7 @@ class RunConstraints(ConstraintSet):
 
     def __init__(self, run: RunDir):
         self.run = run
-        self._cache: dict[str, LatentConstraint] = {}
+        self._cache: dict[str, Constraint] = {}
         self._lock: int | None = None
 
     def folder(self, name: str) -> Path:
@@ -88,7 +94,7 @@ class RunConstraints(ConstraintSet):
     def names(self) -> list[str]:
         return [p.name for p in self._entries() if not p.is_symlink()]
 
-    def get(self, name: str) -> LatentConstraint:
+    def get(self, name: str) -> Constraint:
         key = folder_name(name)
         if key not in self._cache:
             folder = self.folder(name)
@@ -100,10 +106,10 @@ class RunConstraints(ConstraintSet):
                 have = ", ".join(self.names()) or "none yet"
                 raise LctkError(f"run {self.run.path} has no constraint {name!r} (it has: {have}); train it with "
                                 f"`lctk add-constraint {self.run.path} ...`")
-            self._cache[key] = LatentConstraint.load(folder)
+            self._cache[key] = load_constraint(folder)
         return self._cache[key]
 
-    def _loaded(self) -> tuple[list[LatentConstraint], list[LctkError]]:
+    def _loaded(self) -> tuple[list[Constraint], list[LctkError]]:
         """Every constraint that loads, and the errors of those that do not."""
         good, bad = [], []
         for path in self._entries():
@@ -121,25 +127,26 @@ class RunConstraints(ConstraintSet):
         for e in bad:
             warn(f"skipped a damaged constraint: {e}")
 
-    def all(self) -> list[LatentConstraint]:
-        """Every trained constraint (damaged ones skipped with a warning)."""
+    def all(self, method: str | None = None) -> list[Constraint]:
+        """Every trained constraint (of ``method`` only, if given: see `serves`; damaged ones skipped with a
+        warning)."""
         good, bad = self._loaded()
         self._skip(bad)
-        return good
+        return [c for c in good if method is None or serves(c, method)]
 
-    def covering(self, targets: Sequence[str]) -> LatentConstraint | None:
-        """The smallest constraint whose targets include all of ``targets``; when none does and some constraint
-        folder is damaged (it may be the one wanted), that damage is the error."""
+    def covering(self, targets: Sequence[str], method: str | None = None) -> Constraint | None:
+        """The smallest constraint (of ``method``, if given) whose targets include all of ``targets``; when none
+        does and some constraint folder is damaged (it may be the one wanted), that damage is the error."""
         good, bad = self._loaded()
-        fits = [c for c in good if set(targets) <= set(c.targets)]
+        fits = [c for c in good if set(targets) <= set(c.targets) and (method is None or serves(c, method))]
         if not fits and bad:
             raise bad[0]
         self._skip(bad)
         return min(fits, key=lambda c: len(c.targets)) if fits else None
 
-    def containing(self, target: str) -> LatentConstraint | None:
-        """The smallest constraint that has ``target`` among its targets."""
-        return self.covering([target])
+    def containing(self, target: str, method: str | None = None) -> Constraint | None:
+        """The smallest constraint (of ``method``, if given) that has ``target`` among its targets."""
+        return self.covering([target], method)
 
     # -- writing -------------------------------------------------------------------------------------------
     def check_free(self, name: str, force: bool) -> None:

@@ -40,16 +40,26 @@ def print_report(metrics: dict[str, Any], console: Console | None = None) -> Non
         console.print(f"conditional ({method}): mean accuracy {figures['mean_accuracy']}, mean sigma-weighted shift "
                       f"{figures['mean_sigma_weighted_shift']}", highlight=False)
     for spec, figures in metrics.get("rules", {}).items():
-        console.print(f"rule {spec}: prior {figures['prior_satisfied']:.1%} -> actor {figures['actor_satisfied']:.1%}"
-                      f" -> actor with --check {figures['checked_satisfied']:.1%} "
-                      f"({figures['checked_draws_per_sample']} draws per sample)", highlight=False)
+        if "actor_satisfied" in figures:
+            console.print(f"rule {spec}: prior {figures['prior_satisfied']:.1%} -> actor {figures['actor_satisfied']:.1%}"
+                          f" -> actor with --check {figures['checked_satisfied']:.1%} "
+                          f"({figures['checked_draws_per_sample']} draws per sample)", highlight=False)
+        for method, f in figures.get("methods", {}).items():
+            console.print(f"rule {spec}: prior {figures['prior_satisfied']:.1%} -> {method} {f['satisfied']:.1%}",
+                          highlight=False)
     for name, methods in metrics.get("continuous", {}).items():
         for method, f in methods.items():
             if "spearman" in f:
                 console.print(f"continuous {name} ({method}): Spearman {f['spearman']} between requested and realised "
                               f"values, mean absolute error {f['mae']}; asked {_values(f['grid'])}, got "
                               f"{_values(f['realised_mean'])}", highlight=False)
-    t = metrics.get("transforms") or {}
-    if t.get("success_rate") is not None:
-        console.print(f"transforms: success {t['success_rate']:.1%} of {t['n']}, mean sigma-weighted shift "
-                      f"{t['mean_sigma_weighted_shift']}", highlight=False)
+    edits = {"actor": metrics.get("transforms") or {}, **(metrics.get("method_transforms") or {})}
+    for method, t in edits.items():
+        if t.get("success_rate") is not None:
+            console.print(f"transforms ({method}): success {t['success_rate']:.1%} of {t['n']}, mean sigma-weighted "
+                          f"shift {t['mean_sigma_weighted_shift']}", highlight=False)
+    for method, cost in (metrics.get("methods") or {}).items():
+        trained = [v for v in cost["training_seconds"].values() if v is not None]
+        per = cost["sample_seconds_per_1000"]
+        console.print(f"method {method}: training {sum(trained):.1f} s over {len(trained)} constraint(s)"
+                      + (f", sampling {per:.3g} s per 1,000 latents" if per is not None else ""), highlight=False)

@@ -1,8 +1,10 @@
 """Conditional sampling and identity-preserving transforms with a run's trained constraints.
 
-Wanted targets are served by the actor of one constraint that covers them all (``method="actor"``), or by
-gradient-based optimisation against the sum of the log-probabilities of the constraints that hold them
-(``method="optimize"``), which also combines constraints trained separately.
+Wanted targets are served by one constraint of the chosen method that covers them all (``method="actor"``:
+its actor moves prior draws; ``method="diffusion"``: its denoiser integrates them from noise; or a plugin's
+method), or by gradient-based optimisation against the sum of the log-probabilities of the constraints that
+hold them (``method="optimize"``, over constraints with a log-probability: the actor's critics), which also
+combines constraints trained separately.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from lctk.engine.constraint import LatentConstraint
 from lctk.engine.constraint_set import REALISM, RunConstraints
+from lctk.engine.method import DEFAULT_METHOD, OPTIMIZE, check_sampling_method
 from lctk.engine.optimize import SAMPLE_SETTINGS, TRANSFORM_SETTINGS, OptimizeSettings, optimize_latents
 from lctk.engine.targets import Target, parse_rule, parse_sweep, parse_targets, sweep_values
 from lctk.util.errors import LctkError
+from lctk.interfaces import Constraint
 from lctk.latents import LatentStore
 from lctk.run import RunDir, fingerprint
 
-METHODS = ("actor", "optimize")
+#: The sampling methods every lctk has (plugins may add constraint methods: `lctk.engine.method.sampling_methods`).
+METHODS = (DEFAULT_METHOD, OPTIMIZE)
 
 
 class Sampler:
@@ -115,7 +119,7 @@ class Sampler:
             raise LctkError(f"attribute {steps[0].name!r} is asked for twice")
         return [[step, *base] for step in steps]
 
-    def constraint(self, name: str) -> LatentConstraint:
+    def constraint(self, name: str) -> Constraint:
         """A trained constraint, refused if it was trained for other backbone weights."""
         c = self.constraints.get(name)
         if c.fingerprint != self.fingerprint:
@@ -127,7 +131,7 @@ class Sampler:
                             f"`lctk add-constraint {self.run.path} ... --force`")
         return c
 
-    def condition(self, c: LatentConstraint, wants: Sequence[Target], n: int, gen: torch.Generator) -> Tensor:
+    def condition(self, c: Constraint, wants: Sequence[Target], n: int, gen: torch.Generator) -> Tensor:
         """``(n, K)`` conditions for constraint ``c``: attribute columns from real label rows that agree with
         the wanted binary values (so unstated attributes follow the data), wanted continuous values scaled to
         the range ``c`` was trained over, rule columns 1 where wanted."""
@@ -158,64 +162,82 @@ class Sampler:
             y[:, i] = 1.0 if c.targets[i] in wanted else 0.0
         return y
 
+    @staticmethod
+    def known(c: Constraint, wants: Sequence[Target], n: int) -> Tensor:
+        """``(n, K)`` bool: the columns of ``c`` that ``wants`` state (the others are left to the data)."""
+        wanted = {t.name for t in wants if t.value is not None}
+        row = torch.tensor([name in wanted for name in c.targets], dtype=torch.bool)
+        return row.expand(n, len(c.targets)).clone()
+
     # -- choosing constraints ------------------------------------------------------------------------------
-    def _plan(self, wants: Sequence[Target]) -> list[tuple[LatentConstraint, list[Target]]]:
-        """Which constraint serves which wanted targets (one constraint if one covers them all)."""
+    def _plan(self, wants: Sequence[Target], method: str = DEFAULT_METHOD) -> list[tuple[Constraint, list[Target]]]:
+        """Which constraint of ``method`` serves which wanted targets (one constraint if one covers them all)."""
+        train = f"`lctk add-constraint {self.run.path}" + ("" if method in (DEFAULT_METHOD, OPTIMIZE) else
+                                                            f" --method {method}")
         if not wants:
-            names = self.constraints.names()
+            names = [c.name for c in self.constraints.all(method)]
             if not names:
-                raise LctkError(f"run {self.run.path} has no constraints yet; train one with "
-                                f"`lctk add-constraint {self.run.path}` (realism) or `--attr NAME`")
-            if REALISM in names:
-                return [(self.constraint(REALISM), [])]
-            usable = self.constraints.all()  # the first that loads (the others skipped with a warning)
-            return [(self.constraint(usable[0].name if usable else names[0]), [])]
-        whole = self.constraints.covering([t.name for t in wants])
+                which = f"{method} constraints" if self.constraints.names() else "constraints"
+                raise LctkError(f"run {self.run.path} has no {which} yet; train one with {train}` (realism) or "
+                                "`--attr NAME`")
+            own = f"{REALISM}-{method}"
+            return [(self.constraint(REALISM if REALISM in names else own if own in names else names[0]), [])]
+        whole = self.constraints.covering([t.name for t in wants], method)
         if whole is not None:
             return [(self.constraint(whole.name), list(wants))]
         plan: dict[str, list[Target]] = {}
         for t in wants:
-            c = self.constraints.containing(t.name)
+            c = self.constraints.containing(t.name, method)
             if c is None:
-                raise LctkError(f"no constraint of run {self.run.path} covers {t.name!r}; train one with "
-                                f"`lctk add-constraint {self.run.path} --{'attr' if t.kind == 'attribute' else 'rule'} {t.name}`")
+                flag = f"--{'rule' if t.kind == 'rule' else 'attr'} {t.name}"
+                others = sorted({o.method for o in self.constraints.all() if t.name in o.targets})
+                if others:
+                    raise LctkError(f"no {method} constraint of run {self.run.path} covers {t.name!r} (only "
+                                    f"{', '.join(others)} ones do); sample with --method {others[0]}, or train one "
+                                    f"with {train} {flag}`")
+                raise LctkError(f"no constraint of run {self.run.path} covers {t.name!r}; train one with {train} {flag}`")
             plan.setdefault(c.name, []).append(t)
         return [(self.constraint(name), ts) for name, ts in plan.items()]
 
     # -- latents -------------------------------------------------------------------------------------------
-    def latents(self, wants: Sequence[Target], n: int, method: str = "actor", seed: int = 0,
-                settings: OptimizeSettings | None = None) -> tuple[Tensor, Tensor]:
-        """``(z_prior, z_moved)``, each ``(n, D)``: prior draws and their constrained versions."""
-        if method not in METHODS:
-            raise LctkError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    def latents(self, wants: Sequence[Target], n: int, method: str = DEFAULT_METHOD, seed: int = 0,
+                settings: OptimizeSettings | None = None, guidance: float | None = None) -> tuple[Tensor, Tensor]:
+        """``(z_prior, z_moved)``, each ``(n, D)``: prior draws and their constrained versions. ``guidance``: the
+        guidance weight of methods that take one (diffusion)."""
+        method = check_sampling_method(method)
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.backbone.latent_dim, generator=gen)
-        plan = self._plan(wants)
-        if method == "actor":
-            if len(plan) > 1:
-                raise LctkError("no single constraint covers all of " + ", ".join(str(t) for t in wants) +
-                                "; use --method optimize to combine them, or train one with add-constraint")
-            c, ts = plan[0]
-            with torch.no_grad():
-                return z, c.act(z, self.condition(c, ts, n, gen))
-        return z, self.optimize(z, plan, gen, settings or SAMPLE_SETTINGS)
+        plan = self._plan(wants, method)
+        if method == OPTIMIZE:
+            return z, self.optimize(z, plan, gen, settings or SAMPLE_SETTINGS)
+        if len(plan) > 1:
+            raise LctkError("no single constraint covers all of " + ", ".join(str(t) for t in wants) +
+                            f"; train one with `lctk add-constraint ... --method {method}` for all of them"
+                            + (", or use --method optimize to combine them" if method == DEFAULT_METHOD else ""))
+        c, ts = plan[0]
+        y, known = self.condition(c, ts, n, gen), self.known(c, ts, n)
+        with torch.no_grad():
+            return z, c.sample(z, y, known, guidance=guidance, generator=gen)
 
-    def rows(self, wants_per_row: Sequence[Sequence[Target]], n: int, method: str = "actor", seed: int = 0
-             ) -> tuple[Tensor, list[str]]:
+    def rows(self, wants_per_row: Sequence[Sequence[Target]], n: int, method: str = DEFAULT_METHOD, seed: int = 0,
+             guidance: float | None = None) -> tuple[Tensor, list[str]]:
         """Decoded outputs, ``n`` per row, one row per list of wanted targets (a sweep's values, or one
         attribute each), and each row's label (``density=12``)."""
-        outputs = [self.decode(self.latents(ws, n, method=method, seed=seed + i)[1]) for i, ws in enumerate(wants_per_row)]
+        outputs = [self.decode(self.latents(ws, n, method=method, seed=seed + i, guidance=guidance)[1])
+                   for i, ws in enumerate(wants_per_row)]
         return torch.cat(outputs), [", ".join(str(t) for t in ws) for ws in wants_per_row]
 
-    def checked(self, wants: Sequence[Target], n: int, method: str = "actor", seed: int = 0,
-                rounds: int = 10, first: Tensor | None = None) -> tuple[Tensor, int, Tensor]:
+    def checked(self, wants: Sequence[Target], n: int, method: str = DEFAULT_METHOD, seed: int = 0,
+                rounds: int = 10, first: Tensor | None = None, guidance: float | None = None
+                ) -> tuple[Tensor, int, Tensor]:
         """``(outputs, draws, ok)``: ``n`` decoded samples for ``wants``, drawing again (with new seeds, up to
         ``rounds`` times) for those that break a wanted rule; ``ok (n,)`` bool tells which satisfy every rule
         (samples still failing after the last round are kept, marked False). ``draws`` is how many samples
         were drawn in all. ``first``: the decoded first draw, if the caller already has it (the same
         ``seed``'s samples)."""
         rules = [parse_rule(t.name, self.run.modality)[1] for t in wants if t.kind == "rule" and t.value]
-        outputs = first.clone() if first is not None else self.decode(self.latents(wants, n, method, seed)[1])
+        outputs = first.clone() if first is not None else \
+            self.decode(self.latents(wants, n, method, seed, guidance=guidance)[1])
         draws = n
 
         def failing() -> Tensor:  # (n,) bool
@@ -227,7 +249,7 @@ class Sampler:
         for r in range(1, rounds + 1):
             if not bad.any():
                 break
-            fresh = self.decode(self.latents(wants, int(bad.sum()), method, seed + 7919 * r)[1])
+            fresh = self.decode(self.latents(wants, int(bad.sum()), method, seed + 7919 * r, guidance=guidance)[1])
             outputs[bad] = fresh
             draws += len(fresh)
             bad = failing()
@@ -244,14 +266,27 @@ class Sampler:
         return optimize_latents(z0, log_prob, sigma_bar, settings)
 
     def transform_latents(self, x: Tensor, wants: Sequence[Target], seed: int = 0,
-                          settings: OptimizeSettings | None = None) -> tuple[Tensor, Tensor]:
-        """``(z0, z')``: encodings of ``x`` and their smallest moves that satisfy ``wants``."""
+                          settings: OptimizeSettings | None = None, method: str = DEFAULT_METHOD,
+                          strength: float | None = None, guidance: float | None = None) -> tuple[Tensor, Tensor]:
+        """``(z0, z')``: encodings of ``x`` and their edits that satisfy ``wants``: the smallest moves the critics
+        approve (``actor`` or ``optimize``), or the method's own edit (diffusion: noised to ``strength`` and
+        denoised under the condition)."""
         if not wants:
             raise LctkError("transform needs at least one --attr or --rule to move towards")
+        method = check_sampling_method(method)
         with torch.no_grad():
             z0, _ = self.backbone.encode(x)
         gen = torch.Generator().manual_seed(seed)
-        return z0, self.optimize(z0, self._plan(wants), gen, settings or TRANSFORM_SETTINGS)
+        if method in (DEFAULT_METHOD, OPTIMIZE):
+            return z0, self.optimize(z0, self._plan(wants, method), gen, settings or TRANSFORM_SETTINGS)
+        plan = self._plan(wants, method)
+        if len(plan) > 1:
+            raise LctkError("no single constraint covers all of " + ", ".join(str(t) for t in wants) +
+                            f"; train one with `lctk add-constraint ... --method {method}` for all of them")
+        c, ts = plan[0]
+        y, known = self.condition(c, ts, len(z0), gen), self.known(c, ts, len(z0))
+        with torch.no_grad():
+            return z0, c.transform(z0, y, known, strength=strength, guidance=guidance, generator=gen)
 
     def decode(self, z: Tensor, batch: int = 512) -> Tensor:
         """Outputs for latents ``z (B, D)``, decoded in batches."""

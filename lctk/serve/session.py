@@ -18,7 +18,8 @@ import torch
 
 from lctk.engine.losses import sigma_weighted_shift
 from lctk.engine.optimize import TRANSFORM_SETTINGS, OptimizeSettings
-from lctk.engine.sampling import METHODS, Sampler
+from lctk.engine.method import sampling_methods
+from lctk.engine.sampling import Sampler
 from lctk.util.errors import LctkError
 from lctk.util.io import load_json
 from lctk.util.media import Media
@@ -78,7 +79,7 @@ class ExplorerSession:
                 "backbone_config": info["backbone_config"], "dataset": dataset, "constraints": constraints,
                 "attributes": sorted(set(attributes), key=attributes.index), "rules": sorted(set(rules), key=rules.index),
                 "continuous": continuous,
-                "methods": list(METHODS), "evaluation": evaluation, "test_examples": self.test_count(),
+                "methods": sampling_methods(), "evaluation": evaluation, "test_examples": self.test_count(),
                 "upload_suffixes": list(self.writer.input_suffixes), "limits": {"n": MAX_SAMPLES, "upload": MAX_UPLOAD}}
 
     def test_count(self) -> int | None:
@@ -94,7 +95,7 @@ class ExplorerSession:
         mode = p.choice("mode", ("constrained", "prior", "realism"), "constrained")
         n = p.integer("n", 16, 1, MAX_SAMPLES)
         seed = p.integer("seed", 0, 0, 2**31 - 1)
-        method = p.choice("method", tuple(METHODS), "actor")
+        method = p.choice("method", tuple(sampling_methods()), "actor")
         attrs, rules = p.strings("attrs"), p.strings("rules")
         p.done()
         with self.lock:
