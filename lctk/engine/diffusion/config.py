@@ -17,9 +17,9 @@ class DiffusionConfig:
     Network: ``depth`` residual blocks of ``width`` units; time and condition embeddings of ``embed_dim``.
     Training: ``steps`` steps of Adam at ``lr`` (linear warm-up over ``warmup`` steps, then a cosine decay to a
     tenth), batches of ``batch_size`` latents; sampling uses an exponential moving average of the weights
-    (decay ``ema``). The condition of a whole batch row is dropped (null) with probability ``cond_drop``, and
-    with more than one target each target alone with probability ``target_drop``, so one network samples
-    unconditionally, conditionally and on any subset of its targets. The training latents are the encodings'
+    (decay ``ema``). The condition of a whole batch row is dropped (null) with probability ``cond_drop``; with
+    more than one target, a fraction ``target_drop`` of the rows keeps a random subset of them (half of those one
+    target alone), so one network samples unconditionally, conditionally and on any subset of its targets. The training latents are the encodings'
     means, plus ``encoding_noise`` times their posterior spread (0: the means, which reconstructions decode).
     Rules are labelled by decoding the training latents (at most ``rule_rows`` of them; 0: all).
     Sampling: ``sample_steps`` steps of ``solver`` (heun or euler) from noise, classifier-free guidance weight
@@ -35,16 +35,16 @@ class DiffusionConfig:
         "edit_strength": Range(0, 1, low_open=True), "seed": Range(0, 2 ** 63 - 1), "checkpoint_every": Range(0, BIG),
     }
 
-    width: int = 512
-    depth: int = 4
-    embed_dim: int = 128
+    width: int = 256
+    depth: int = 3
+    embed_dim: int = 64
     batch_size: int = 256
-    steps: int = 8000
+    steps: int = 4000
     lr: float = 1e-3
     warmup: int = 200
     ema: float = 0.999
     cond_drop: float = 0.15
-    target_drop: float = 0.25
+    target_drop: float = 0.5
     encoding_noise: float = 0.0
     rule_rows: int = 0
     sample_steps: int = 25

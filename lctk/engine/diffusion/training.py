@@ -48,11 +48,18 @@ class DiffusionTrainer(StepLoop):
         return [("denoiser", self.c.steps)]
 
     def known_mask(self, n: int, gen: torch.Generator) -> Tensor:
-        """``(n, K)`` bool: which condition columns a training row keeps (the rest are null)."""
+        """``(n, K)`` bool: which condition columns a training row keeps (the rest are null). With several
+        targets, a fraction ``target_drop`` of the rows keeps a random subset: half of them one target alone
+        (what a request for one target asks), half each target with probability 1/2; then every column of a
+        fraction ``cond_drop`` of the rows is dropped."""
         k = self.labels.shape[1]
         known = torch.ones(n, k, dtype=torch.bool)
+        mode = torch.rand(n, 1, generator=gen)  # (n, 1)
+        one = nn.functional.one_hot(torch.randint(0, max(k, 1), (n,), generator=gen), max(k, 1)).bool()[:, :k]
+        half = torch.rand(n, k, generator=gen) < 0.5
         if k > 1:
-            known &= torch.rand(n, k, generator=gen) >= self.c.target_drop
+            drop = self.c.target_drop
+            known = torch.where(mode < drop / 2, one, torch.where(mode < drop, half, known))
         return known & (torch.rand(n, 1, generator=gen) >= self.c.cond_drop)
 
     def train_step(self, s: int) -> str:
