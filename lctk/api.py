@@ -298,13 +298,17 @@ def _fetch(dataset, indices: Sequence[int], test_indices: Sequence[int]) -> torc
     return dataset.fetch(torch.tensor(list(indices)))
 
 
-def evaluate(run: Run, n: int = 2000, seed: int = 0, progress: Progress | None = None) -> dict[str, Any]:
-    """`lctk evaluate`: independent measures, also written to ``RUN/metrics.json``."""
+def evaluate(run: Run, n: int = 2000, seed: int = 0, progress: Progress | None = None,
+             guidance: float | None = None) -> dict[str, Any]:
+    """`lctk evaluate`: independent measures, also written to ``RUN/metrics.json``. ``guidance``: the guidance
+    weight diffusion constraints sample with (default: each one's ``sample_guidance``)."""
     from lctk.engine.evaluate import evaluate_run
 
     if n < 10:
         raise LctkError(f"-n {n} should be at least 10")
-    return evaluate_run(_run(run), n=n, seed=seed, progress=progress)
+    if guidance is not None:
+        check_method_options("diffusion", guidance)
+    return evaluate_run(_run(run), n=n, seed=seed, progress=progress, guidance=guidance)
 
 
 def _run(run: Run) -> RunDir:

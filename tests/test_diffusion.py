@@ -173,3 +173,9 @@ def test_evaluate_measures_every_method(tiny_run, run_cli):
     assert costs["optimize"]["training_seconds"] == costs["actor"]["training_seconds"]
     r = run_cli("evaluate", tiny_run, "-n", "20")
     assert r.exit_code == 0 and "method diffusion: training" in r.stdout and "transforms (diffusion)" in r.stdout
+    guided = api.evaluate(tiny_run, n=20, guidance=0.0)  # the diffusion samples change, the actor's do not
+    assert guided["guidance"] == 0.0 and guided["conditional"]["actor"] == metrics["conditional"]["actor"]
+    assert guided["conditional"]["diffusion"] != metrics["conditional"]["diffusion"]
+    before = tree_digests(tiny_run)
+    assert "--guidance 99 is out of range" in one_line_error(run_cli("evaluate", tiny_run, "--guidance", "99"))
+    assert tree_digests(tiny_run) == before

@@ -137,14 +137,16 @@ def transform_cmd(run, input_, indices, test_indices, attrs, rules, method, step
 @click.option("-n", "count", type=click.IntRange(min=10), default=2000, show_default=True,
               help="Samples per measured set.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--guidance", type=float, metavar="W",
+              help="Guidance weight of diffusion constraints [each one's sample_guidance].")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of tables.")
-def evaluate_cmd(run, count, seed, as_json):
+def evaluate_cmd(run, count, seed, guidance, as_json):
     """Independent measures of RUN's samples (see the modality's evaluator); prints tables on stdout and
     writes RUN/metrics.json."""
     from lctk import api
     from lctk.engine.report import print_report
 
-    metrics = api.evaluate(run, n=count, seed=seed)
+    metrics = api.evaluate(run, n=count, seed=seed, guidance=guidance)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
     else:

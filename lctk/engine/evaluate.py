@@ -48,12 +48,18 @@ def _row(name: str, method: str, target: str, n: int, figures: dict[str, Any]) -
 class Timed:
     """``sampler.latents`` that keeps, per method, the seconds spent and the latents drawn."""
 
-    def __init__(self, sampler: Sampler):
-        self.sampler, self.seconds, self.count = sampler, {}, {}
+    def __init__(self, sampler: Sampler, guidance: float | None = None):
+        self.sampler, self.seconds, self.count, self.guidance = sampler, {}, {}, guidance
+
+    def guidance_for(self, method: str) -> float | None:
+        """The guidance weight to sample ``method`` with: the one asked for, for methods that take one."""
+        if self.guidance is None or method == OPTIMIZE:
+            return None
+        return self.guidance if getattr(get_registries().constraint_method(method), "guided", False) else None
 
     def __call__(self, wants, n: int, method: str, seed: int):
         start = time.perf_counter()
-        out = self.sampler.latents(wants, n, method, seed)
+        out = self.sampler.latents(wants, n, method, seed, guidance=self.guidance_for(method))
         self.seconds[method] = self.seconds.get(method, 0.0) + time.perf_counter() - start
         self.count[method] = self.count.get(method, 0) + n
         return out
@@ -91,8 +97,10 @@ def method_costs(sampler: Sampler, timed: Timed, methods: list[str]) -> dict[str
     return out
 
 
-def evaluate_run(run: RunDir | str, n: int = 2000, seed: int = 0, progress: Progress | None = None) -> dict[str, Any]:
-    """Measure everything the run has; write and return ``RUN/metrics.json``."""
+def evaluate_run(run: RunDir | str, n: int = 2000, seed: int = 0, progress: Progress | None = None,
+                 guidance: float | None = None) -> dict[str, Any]:
+    """Measure everything the run has; write and return ``RUN/metrics.json``. ``guidance``: the guidance weight
+    of the methods that take one (diffusion), instead of each constraint's own ``sample_guidance``."""
     t0 = time.monotonic()
     progress = progress or Progress()
     sampler = Sampler(run)
@@ -117,7 +125,9 @@ def evaluate_run(run: RunDir | str, n: int = 2000, seed: int = 0, progress: Prog
         z_prior = sampler.backbone.prior_sample(n, gen)
         rows.append(_row("prior", "-", "-", n, evaluator.evaluate("prior", sampler.decode(z_prior))))
 
-        methods, timed = sampling_methods_of(sampler), Timed(sampler)
+        methods, timed = sampling_methods_of(sampler), Timed(sampler, guidance)
+        if guidance is not None:
+            metrics["guidance"] = guidance
         for method in [m for m in methods if m != OPTIMIZE]:
             names = [c.name for c in sampler.constraints.all(method)]
             _, z = timed([], n, method, seed)
@@ -138,7 +148,8 @@ def evaluate_run(run: RunDir | str, n: int = 2000, seed: int = 0, progress: Prog
                                             m, seed, progress)
         for method in [x for x in methods if x not in (DEFAULT_METHOD, OPTIMIZE)]:
             metrics.setdefault("method_transforms", {})[method] = _transforms(
-                sampler, evaluator, dataset, covered(sampler, attributes, method), m, seed, progress, method)
+                sampler, evaluator, dataset, covered(sampler, attributes, method), m, seed, progress, method,
+                timed.guidance_for(method))
         metrics["methods"] = method_costs(sampler, timed, methods)
         metrics["seconds"] = round(time.monotonic() - t0, 1)
     finally:
@@ -271,7 +282,8 @@ def _rules(sampler, evaluator, rules, n, seed, z_prior, rows, methods=(DEFAULT_M
     return out
 
 
-def _transforms(sampler, evaluator, dataset, attributes, m, seed, progress, method=DEFAULT_METHOD) -> dict[str, Any]:
+def _transforms(sampler, evaluator, dataset, attributes, m, seed, progress, method=DEFAULT_METHOD,
+                guidance=None) -> dict[str, Any]:
     """Edit test examples towards an attribute they lack (by ``method``'s edits, with its default settings);
     success = the evaluator sees the attribute."""
     if not attributes or not sampler.backbone.has_encoder:
@@ -292,7 +304,7 @@ def _transforms(sampler, evaluator, dataset, attributes, m, seed, progress, meth
                 continue
             pick = lacking[torch.randperm(len(lacking), generator=gen)[:k]]
             z0, z1 = sampler.transform_latents(dataset.fetch(pick), [Target(attr, "attribute", True)], seed=seed,
-                                               method=method)
+                                               method=method, guidance=guidance)
             acc = evaluator.evaluate("transform", sampler.decode(z1), target={attr: True}).get("accuracy")
             if acc is not None:
                 per_target[attr] = acc

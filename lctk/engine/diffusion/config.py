@@ -49,7 +49,7 @@ class DiffusionConfig:
     rule_rows: int = 0
     sample_steps: int = 25
     solver: str = "heun"
-    sample_guidance: float = 2.0
+    sample_guidance: float = 4.0
     edit_strength: float = 0.5
     seed: int = 0
     checkpoint_every: int = 0
