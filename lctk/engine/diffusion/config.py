@@ -50,7 +50,7 @@ class DiffusionConfig:
     sample_steps: int = 25
     solver: str = "heun"
     sample_guidance: float = 4.0
-    edit_strength: float = 0.5
+    edit_strength: float = 0.8
     seed: int = 0
     checkpoint_every: int = 0
 
