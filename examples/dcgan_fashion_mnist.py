@@ -23,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lctk  # noqa: F401  (before torch: lctk lets OpenMP threads sleep while they wait, as a shared CPU needs)
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,8 +103,8 @@ def lctk(*args: object) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path, help="folder for the GAN, its checkpoints and the lctk run")
-    parser.add_argument("--epochs", type=int, default=2, help="GAN training epochs [2]")
-    parser.add_argument("--width", type=int, default=32, help="channels of the GAN's last conv stage [32]")
+    parser.add_argument("--epochs", type=int, default=10, help="GAN training epochs [10]")
+    parser.add_argument("--width", type=int, default=64, help="channels of the GAN's last conv stage [64]")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out: Path = args.out
