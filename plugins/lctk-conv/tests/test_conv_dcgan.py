@@ -132,3 +132,13 @@ def test_rule_constraint_on_a_generator_needs_no_labeler(gan, run_cli, fresh_plu
     assert set(metrics["rule bright"]) == {"prior_satisfied", "actor_satisfied"} and "labeler" not in metrics
     assert not (run / "labeler").exists()
     assert run_cli("sample", run, "--rule", "bright", "-n", "4", "--check", "--out", run / "b.png").exit_code == 0
+
+
+def test_a_config_not_matching_the_weights_is_refused_in_one_line(tmp_path, digits_dir, run_cli):
+    from tests.importing_helpers import refused_unchanged
+
+    source = tiny_gan(tmp_path / "gan")
+    config = json.loads((source / "config.json").read_text())
+    (source / "config.json").write_text(json.dumps({**config, "width": 8}))
+    line = refused_unchanged(run_cli, source, digits_dir, tmp_path, "do not fit")
+    assert "model.safetensors" in line or "config.json" in line
