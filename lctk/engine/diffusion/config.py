@@ -35,11 +35,11 @@ class DiffusionConfig:
         "edit_strength": Range(0, 1, low_open=True), "seed": Range(0, 2 ** 63 - 1), "checkpoint_every": Range(0, BIG),
     }
 
-    width: int = 256
-    depth: int = 3
+    width: int = 512
+    depth: int = 4
     embed_dim: int = 64
     batch_size: int = 256
-    steps: int = 4000
+    steps: int = 6000
     lr: float = 1e-3
     warmup: int = 200
     ema: float = 0.999
