@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,10 +30,12 @@ from lctk.run import RunDir
 from lctk_conv.cvae import ConditionalConvVAE
 from lctk_conv.model import ConvVAEConfig
 
-SETTINGS = {  # add-constraint --set overrides measured, name -> overrides
-    "default": {},
-    "short": {"classifier_steps": 300, "steps": 300},
-    "tiny": {"classifier_steps": 100, "steps": 50},
+SETTINGS = {  # add-constraint settings measured: name -> (method, --set overrides)
+    "default": ("actor", {}),
+    "short": ("actor", {"classifier_steps": 300, "steps": 300}),
+    "tiny": ("actor", {"classifier_steps": 100, "steps": 50}),
+    "diffusion": ("diffusion", {}),
+    "diffusion-tiny": ("diffusion", {"steps": 50}),
 }
 
 
@@ -52,26 +55,31 @@ def prepare_run(args, work: Path) -> tuple[Path, float | None]:
 
 
 def run_copy(base: Path, work: Path, label: str) -> Path:
-    """A run folder sharing ``base``'s backbone and latents (read only), with no constraints of its own."""
+    """A run folder sharing ``base``'s backbone and latents (hard links, read only), with no constraints of its own."""
     run = work / f"run-{label}"
     run.mkdir()
     shutil.copy2(base / "run.json", run / "run.json")
-    for name in ("backbone.safetensors", "latents.h5"):
-        (run / name).symlink_to(base / name)
+    for name in ("backbone.safetensors", "latents.h5"):  # hard links: lctk refuses symbolic links in a run
+        try:
+            os.link(base / name, run / name)
+        except OSError:  # another file system
+            shutil.copy2(base / name, run / name)
     return run
 
 
 def new_attribute(base: Path, work: Path, evaluator, args) -> dict:
-    """Seconds of `add-constraint --attr ATTR` per setting, and the accuracy of its actor's samples."""
+    """Seconds of `add-constraint --attr ATTR` per setting, and the accuracy of the samples of its method
+    (the actor's, or the diffusion model's at its default guidance)."""
     out = {}
     for label in args.settings.split(","):
         run = run_copy(base, work, label)
-        overrides = dict(SETTINGS[label], seed=args.seed)
+        method, overrides = SETTINGS[label]
+        overrides = dict(overrides, seed=args.seed)
         with Timer() as t:
-            api.add_constraint(run, attrs=[args.attr], overrides=overrides)
-        images = api.sample(run, attrs=[args.attr], n=args.n_eval, seed=args.seed)
+            api.add_constraint(run, attrs=[args.attr], overrides=overrides, method=method)
+        images = api.sample(run, attrs=[args.attr], n=args.n_eval, seed=args.seed, method=method)
         figures = evaluator.evaluate("conditional", images, target={args.attr: True})
-        out[label] = {"seconds": round(t.seconds, 2), "overrides": overrides, **figures}
+        out[label] = {"seconds": round(t.seconds, 2), "method": method, "overrides": overrides, **figures}
         console.print(f"add-constraint --attr {args.attr} ({label}): {t.seconds:.1f} s, accuracy {figures['accuracy']}",
                       highlight=False)
     return out
@@ -155,7 +163,8 @@ def main() -> None:
     p.add_argument("--vae-epochs", type=int, default=8)
     p.add_argument("--max-examples", type=int, default=None)
     p.add_argument("--attr", default="sandal")
-    p.add_argument("--settings", default="default,short,tiny", help=f"add-constraint settings: {', '.join(SETTINGS)}")
+    p.add_argument("--settings", default="default,diffusion,short,tiny",
+                   help=f"add-constraint settings, comma-separated: {', '.join(SETTINGS)} (diffusion: --method diffusion)")
     p.add_argument("--n-eval", type=int, default=1000, help="conditional samples judged per check")
     p.add_argument("--batch-size", type=int, default=128, help="CVAE batch (lctk train-vae's default)")
     p.add_argument("--lr", type=float, default=1e-3, help="CVAE Adam lr (lctk train-vae's default)")
@@ -169,7 +178,7 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.max_examples, args.vae_epochs, args.max_epochs, args.n_eval = 2000, 1, 2, 200
-        args.settings = "tiny"
+        args.settings = "tiny,diffusion-tiny"
     torch.manual_seed(args.seed)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="lctk-bench-"))
     work.mkdir(parents=True, exist_ok=True)
