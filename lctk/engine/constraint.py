@@ -20,12 +20,11 @@ from torch import Tensor, nn
 from lctk.util.config import check_parameters
 from lctk.engine.config import ConstraintConfig
 from lctk.engine.method import (MAX_LATENT_DIM, MAX_TARGETS, TargetColumns, check_description,  # noqa: F401
-                                describe, read_description)
+                                describe, load_weights, read_description)
 from lctk.engine.networks import GatedActor, LatentCritic
 from lctk.engine.targets import Target
-from lctk.util.errors import LctkError
 from lctk.interfaces import Constraint
-from lctk.util.io import load_tensors, save_json, save_tensors
+from lctk.util.io import save_json, save_tensors
 
 
 class LatentConstraint(TargetColumns, Constraint, nn.Module):
@@ -142,15 +141,7 @@ class LatentConstraint(TargetColumns, Constraint, nn.Module):
         check_size(targets, latent_dim, config, f"constraint {folder / 'constraint.json'}")
         model = cls(info["name"], targets, latent_dim, config, torch.ones(latent_dim), info["fingerprint"],
                     realism=bool(info.get("realism", True)))
-        tensors, _ = load_tensors(folder / "weights.safetensors", "constraint weights")
-        try:
-            model.load_state_dict(tensors)
-        except RuntimeError as e:
-            raise LctkError(f"constraint weights in {folder} do not fit its description ({str(e).splitlines()[0]})") from None
-        model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
-        return model
+        return load_weights(model, folder)
 
 
 def check_size(targets: Sequence[Target], latent_dim: int, config: ConstraintConfig, what: str) -> None:

@@ -22,7 +22,7 @@ from lctk.engine.targets import Target
 from lctk.interfaces import Constraint
 from lctk.util.config import from_dict
 from lctk.util.errors import LctkError
-from lctk.util.io import load_json
+from lctk.util.io import load_json, load_tensors
 from lctk.util.progress import Progress
 
 #: The sampling mode that climbs the log-probabilities of constraints with one, whatever their method.
@@ -126,6 +126,20 @@ def read_description(folder: Path, settings_class: type) -> tuple[dict[str, Any]
     except TypeError as e:
         raise LctkError(f"constraint description {path} is damaged ({e})") from None
     return info, targets, latent_dim, settings
+
+
+def load_weights(model: torch.nn.Module, folder: Path) -> torch.nn.Module:
+    """``model`` with the weights of ``folder/weights.safetensors``, in eval mode and frozen; one-line errors for
+    missing, damaged or ill-fitting weights."""
+    tensors, _ = load_tensors(folder / "weights.safetensors", "constraint weights")
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise LctkError(f"constraint weights in {folder} do not fit its description ({str(e).splitlines()[0]})") from None
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
 
 
 def check_description(info: dict[str, Any], path: Path) -> tuple[list[Target], int]:

@@ -22,12 +22,12 @@ from lctk.engine.diffusion.config import DiffusionConfig
 from lctk.engine.diffusion.network import Denoiser
 from lctk.engine.diffusion.schedule import guided, integrate, noised
 from lctk.engine.diffusion.training import DiffusionTrainer
-from lctk.engine.method import TargetColumns, TrainingData, describe, read_description
+from lctk.engine.method import TargetColumns, TrainingData, describe, load_weights, read_description
 from lctk.engine.targets import Target
 from lctk.interfaces import Constraint
 from lctk.util.config import check_parameters
 from lctk.util.errors import LctkError
-from lctk.util.io import load_tensors, save_json, save_tensors
+from lctk.util.io import save_json, save_tensors
 
 #: Rows decoded at a time when rules label the training latents.
 LABEL_CHUNK = 4096
@@ -169,13 +169,4 @@ class DiffusionConstraint(TargetColumns, Constraint, nn.Module):
         info, targets, latent_dim, config = read_description(folder, DiffusionConfig)
         check_parameters(lambda: Denoiser(latent_dim, len(targets), config.width, config.depth, config.embed_dim),
                          f"constraint {folder / 'constraint.json'}")
-        model = cls(info["name"], targets, latent_dim, config, info["fingerprint"])
-        tensors, _ = load_tensors(folder / "weights.safetensors", "constraint weights")
-        try:
-            model.load_state_dict(tensors)
-        except RuntimeError as e:
-            raise LctkError(f"constraint weights in {folder} do not fit its description ({str(e).splitlines()[0]})") from None
-        model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
-        return model
+        return load_weights(cls(info["name"], targets, latent_dim, config, info["fingerprint"]), folder)
